@@ -1,0 +1,149 @@
+"""Styles (projects): one trained look, its images, captions, consents and runs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import InvalidInput
+from .store import Store, utc_now
+from .workspace import Workspace
+
+FAMILIES = {"sd15": "Stable Diffusion 1.x", "sdxl": "Stable Diffusion XL"}
+TRIGGER_PATTERN = re.compile(r"^[\w-]{2,40}$")
+CURRENT_KEY = "current_style"
+# Tables whose records belong to one style and go with it when it is deleted.
+STYLE_TABLES = ("images", "captions", "consents", "runs")
+
+
+@dataclass
+class Style:
+    id: str
+    name: str
+    trigger: str = ""
+    family: str = "sd15"
+    notes: str = ""
+    base_model: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Style:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+    @property
+    def family_label(self) -> str:
+        return FAMILIES.get(self.family, self.family)
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise InvalidInput("A style needs a name, for example 'Ink washes'.")
+    if len(name) > 80:
+        raise InvalidInput("A style name can be at most 80 characters.")
+    return name
+
+
+def _clean_trigger(trigger: str) -> str:
+    trigger = (trigger or "").strip()
+    if trigger and not TRIGGER_PATTERN.match(trigger):
+        raise InvalidInput(
+            f"The trigger word '{trigger}' must be one word of 2-40 letters, digits, "
+            "'_' or '-', with no spaces or commas (for example 'inkwash')."
+        )
+    return trigger
+
+
+def _clean_family(family: str) -> str:
+    if family not in FAMILIES:
+        choices = ", ".join(f"{k} ({v})" for k, v in FAMILIES.items())
+        raise InvalidInput(f"Unknown base-model family '{family}'. Choose one of: {choices}.")
+    return family
+
+
+class Styles:
+    """Create, edit, switch and delete styles."""
+
+    def __init__(self, store: Store, workspace: Workspace):
+        self.store = store
+        self.workspace = workspace
+
+    def create(self, name: str, trigger: str = "", family: str = "sd15", notes: str = "",
+               base_model: str | None = None) -> Style:
+        with self.store.lock:
+            name = self._unique_name(_clean_name(name))
+            now = utc_now()
+            doc = self.store.insert("styles", {
+                "name": name, "trigger": _clean_trigger(trigger),
+                "family": _clean_family(family), "notes": notes or "",
+                "base_model": base_model, "created_at": now, "updated_at": now,
+            })
+            self.store.audit("style.create", doc["id"], name=name)
+            self.store.meta_set(CURRENT_KEY, doc["id"])
+        self.workspace.style_dir(doc["id"]).mkdir(parents=True, exist_ok=True)
+        return Style.from_doc(doc)
+
+    def _unique_name(self, name: str, except_id: str | None = None) -> str:
+        taken = {s.name.lower() for s in self.list() if s.id != except_id}
+        if name.lower() in taken:
+            raise InvalidInput(f"A style called '{name}' already exists; choose another name.")
+        return name
+
+    def get(self, style_id: str) -> Style:
+        return Style.from_doc(self.store.require("styles", style_id, "Style"))
+
+    def list(self) -> list[Style]:
+        styles = [Style.from_doc(d) for d in self.store.all("styles")]
+        return sorted(styles, key=lambda s: s.name.lower())
+
+    def update(self, style_id: str, **changes: Any) -> Style:
+        """Change name, trigger, family, notes or base_model; other keys are refused."""
+        cleaners = {"name": _clean_name, "trigger": _clean_trigger, "family": _clean_family,
+                    "notes": lambda v: v or "", "base_model": lambda v: v or None}
+        unknown = set(changes) - set(cleaners)
+        if unknown:
+            raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} of a style.")
+        with self.store.lock:
+            before = self.get(style_id)
+            clean = {k: cleaners[k](v) for k, v in changes.items()}
+            if "name" in clean:
+                clean["name"] = self._unique_name(clean["name"], except_id=style_id)
+            doc = self.store.update("styles", style_id, **clean, updated_at=utc_now())
+            changed = {k: [getattr(before, k), v] for k, v in clean.items()
+                       if getattr(before, k) != v}
+            if changed:
+                self.store.audit("style.update", style_id, changes=changed)
+        return Style.from_doc(doc)
+
+    def rename(self, style_id: str, name: str) -> Style:
+        return self.update(style_id, name=name)
+
+    def delete(self, style_id: str) -> Style:
+        """Delete a style, its records and its whole folder. The UI asks first."""
+        style = self.get(style_id)
+        with self.store.batch():
+            for table in STYLE_TABLES:
+                self.store.remove_where(table, style_id=style_id)
+            self.store.remove("styles", style_id)
+            if self.store.meta_get(CURRENT_KEY) == style_id:
+                self.store.meta_set(CURRENT_KEY, None)
+            self.store.audit("style.delete", style_id, name=style.name)
+        shutil.rmtree(self.workspace.style_dir(style_id), ignore_errors=True)
+        return style
+
+    def select(self, style_id: str) -> Style:
+        style = self.get(style_id)
+        self.store.meta_set(CURRENT_KEY, style_id)
+        return style
+
+    def current(self) -> Style | None:
+        """The style last worked on, so a reload or a second tab opens it again."""
+        style_id = self.store.meta_get(CURRENT_KEY)
+        if style_id and self.store.get("styles", style_id):
+            return self.get(style_id)
+        styles = self.list()
+        return styles[0] if styles else None
