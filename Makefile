@@ -1,0 +1,19 @@
+# The two commands a newcomer needs. Both set everything up first (idempotent).
+.PHONY: run test lint bench
+
+ARGS ?=
+
+run:
+	bash scripts/setup.sh run
+	GRADIO_ANALYTICS_ENABLED=False .venv/bin/python app.py $(ARGS)
+
+test:
+	bash scripts/setup.sh test
+	.venv/bin/ruff check .
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m pytest $(ARGS)
+
+lint:
+	.venv/bin/ruff check .
+
+bench:
+	for script in bench/*.py; do HF_HUB_OFFLINE=1 .venv/bin/python $$script || exit 1; done

@@ -1,0 +1,43 @@
+"""Launch Style Studio: parse flags, open the studio, build the UI, launch. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from style_studio.studio import Studio, StudioConfig
+from style_studio.workspace import DEFAULT_HOME, HOME_ENV, Workspace
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Style Studio: train a style LoRA, traceably.")
+    parser.add_argument("--host", default=os.environ.get("STYLE_STUDIO_HOST", "127.0.0.1"),
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("STYLE_STUDIO_PORT", "7860")))
+    parser.add_argument("--workspace", default=os.environ.get(HOME_ENV, DEFAULT_HOME),
+                        help=f"folder holding all styles and the database (env {HOME_ENV})")
+    parser.add_argument("--base-model", default=os.environ.get("STYLE_STUDIO_BASE_MODEL"),
+                        help="default base model: hub id, diffusers folder or .safetensors")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    workspace = Workspace(Path(args.workspace).resolve()).ensure()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio reads its cache folder at import: keep it inside the workspace so that an
+    # erasure can find every copy of an image the app placed there.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.upload_cache))
+    from style_studio.ui.shell import build_ui, launch_options
+
+    studio = Studio(workspace, StudioConfig(default_base_model=args.base_model))
+    demo = build_ui(studio)
+    print(f"Style Studio: workspace {workspace.root}")
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, **launch_options(studio))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Gradio UI: the only package that imports gradio."""

@@ -1,0 +1,59 @@
+"""What every tab shares: the context it is built with and error handling."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from style_studio.errors import StudioError
+from style_studio.studio import Studio
+
+log = logging.getLogger("style_studio.ui")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class UIContext:
+    """Handed to each tab's `build`: the studio and the shared components.
+
+    `style` is the style selector (its value is the current style id, or None);
+    `tab` is the tab being built, so it can refresh itself when selected.
+    """
+
+    studio: Studio
+    style: gr.Dropdown
+    tab: gr.Tab
+    status: gr.Markdown
+
+
+def guard(fn: F) -> F:
+    """Turn StudioError into a readable gr.Error; never show a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from exc
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.exception("Unexpected error in %s", fn.__name__)
+            raise gr.Error(
+                f"Something went wrong ({type(exc).__name__}: {exc}). Nothing was lost; "
+                "the details are in the terminal where Style Studio runs."
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def need_style(style_id: str | None) -> str:
+    """Most actions need a style; say so plainly when none is chosen."""
+    if not style_id:
+        raise gr.Error("Choose or create a style first (top of the page).")
+    return style_id

@@ -1,0 +1,66 @@
+"""The page: header, style selector, five tabs in the order of the flow, job status line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from style_studio.studio import Studio
+
+from . import (
+    captions_tab,
+    consent_tab,
+    images_tab,
+    playground_tab,
+    styles_panel,
+    training_tab,
+)
+from .common import UIContext
+from .status import status_text
+
+TABS = (
+    ("Images", "images", images_tab),
+    ("Captions", "captions", captions_tab),
+    ("Consent & licence", "consent", consent_tab),
+    ("Training", "training", training_tab),
+    ("Playground", "playground", playground_tab),
+)
+CSS_PATH = Path(__file__).resolve().parents[2] / "assets" / "style.css"
+
+
+def build_ui(studio: Studio) -> gr.Blocks:
+    """Build the whole app; state lives in the studio, so any number of tabs can attach."""
+    with gr.Blocks(title="Style Studio", analytics_enabled=False) as demo:
+        gr.Markdown("# Style Studio\nTrain a LoRA in your own style — and know where every "
+                    "image came from.", elem_id="title")
+        panel = styles_panel.build(studio)
+        status = gr.Markdown(status_text(studio), elem_id="job-status")
+        with gr.Tabs(elem_id="tabs"):
+            for label, tab_id, module in TABS:
+                with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+                    module.build(UIContext(studio, panel.selector, tab, status))
+        timer = gr.Timer(1.0)
+        timer.tick(lambda: status_text(studio), None, status, show_progress="hidden")
+
+        def on_load():
+            for notice in studio.notices:
+                gr.Warning(notice)
+            current = studio.styles.current()
+            return gr.update(choices=styles_panel.style_choices(studio),
+                             value=current.id if current else None)
+
+        demo.load(on_load, None, panel.selector)
+    return demo
+
+
+def launch_options(studio: Studio) -> dict:
+    """Safe defaults: local only, bounded uploads, the workspace never served."""
+    return {
+        "share": False,
+        "max_file_size": "200mb",
+        "blocked_paths": [str(studio.workspace.root / "studio.json"),
+                          str(studio.workspace.styles_root)],
+        "css_paths": [CSS_PATH] if CSS_PATH.exists() else None,
+        "show_error": True,
+    }

@@ -1,0 +1,113 @@
+"""The style selector and the style settings: create, edit, delete (with confirmation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from style_studio.styles import FAMILIES
+from style_studio.studio import Studio
+
+from .common import guard
+
+FAMILY_CHOICES = [(label, key) for key, label in FAMILIES.items()]
+
+
+@dataclass
+class StylePanel:
+    selector: gr.Dropdown
+    summary: gr.Markdown
+
+
+def style_choices(studio: Studio) -> list[tuple[str, str]]:
+    return [(s.name, s.id) for s in studio.styles.list()]
+
+
+def describe(studio: Studio, style_id: str | None) -> str:
+    if not style_id:
+        return "No style yet. Create one below: a name, a trigger word and a base-model family."
+    style = studio.styles.get(style_id)
+    trigger = f"trigger **{style.trigger}**" if style.trigger else "no trigger word"
+    return f"**{style.name}** · {style.family_label} · {trigger}"
+
+
+def build(studio: Studio) -> StylePanel:
+    """Selector row plus a collapsible settings panel; returns the shared selector."""
+    with gr.Row(equal_height=True):
+        selector = gr.Dropdown(label="Style", choices=style_choices(studio), value=None,
+                               scale=3, elem_id="style-selector", interactive=True)
+        summary = gr.Markdown(elem_id="style-summary")
+    with gr.Accordion("New style", open=False, elem_id="new-style") as new_box:
+        with gr.Row():
+            new_name = gr.Textbox(label="Name", placeholder="Ink washes", elem_id="new-style-name")
+            new_trigger = gr.Textbox(label="Trigger word", placeholder="inkwash",
+                                     info="One rare word that will call up the style.",
+                                     elem_id="new-style-trigger")
+            new_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES,
+                                     value="sd15")
+        new_notes = gr.Textbox(label="Notes", lines=2)
+        create_btn = gr.Button("Create style", variant="primary", elem_id="create-style")
+    with gr.Accordion("Style settings", open=False) as settings_box:
+        with gr.Row():
+            edit_name = gr.Textbox(label="Name")
+            edit_trigger = gr.Textbox(label="Trigger word")
+            edit_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES)
+        edit_notes = gr.Textbox(label="Notes", lines=2)
+        with gr.Row():
+            save_btn = gr.Button("Save changes")
+            delete_btn = gr.Button("Delete this style…", variant="stop")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_text = gr.Markdown()
+            confirm_btn = gr.Button("Yes, delete it and all its files", variant="stop")
+            keep_btn = gr.Button("Keep it")
+
+    edit_fields = [edit_name, edit_trigger, edit_family, edit_notes]
+
+    def fill(style_id: str | None):
+        if not style_id:
+            return describe(studio, None), "", "", "sd15", ""
+        style = studio.styles.select(style_id)
+        return describe(studio, style_id), style.name, style.trigger, style.family, style.notes
+
+    @guard
+    def create(name: str, trigger: str, family: str, notes: str):
+        style = studio.styles.create(name, trigger=trigger, family=family, notes=notes)
+        gr.Info(f"Created the style '{style.name}'.")
+        return (gr.update(choices=style_choices(studio), value=style.id), "", "",
+                gr.update(open=False))
+
+    @guard
+    def save(style_id: str | None, name: str, trigger: str, family: str, notes: str):
+        if not style_id:
+            raise gr.Error("Choose a style first.")
+        style = studio.styles.update(style_id, name=name, trigger=trigger, family=family,
+                                     notes=notes)
+        gr.Info("Saved.")
+        return gr.update(choices=style_choices(studio), value=style.id), describe(studio, style.id)
+
+    def ask_delete(style_id: str | None):
+        if not style_id:
+            raise gr.Error("Choose a style first.")
+        style = studio.styles.get(style_id)
+        text = (f"Delete **{style.name}**? Its images, captions, consent records, runs and "
+                "outputs are removed from disk. This cannot be undone.")
+        return gr.update(visible=True), text
+
+    @guard
+    def delete(style_id: str | None):
+        style = studio.styles.delete(style_id or "")
+        gr.Info(f"Deleted the style '{style.name}'.")
+        current = studio.styles.current()
+        return (gr.update(choices=style_choices(studio), value=current.id if current else None),
+                gr.update(visible=False))
+
+    selector.change(fill, selector, [summary, *edit_fields])
+    create_btn.click(create, [new_name, new_trigger, new_family, new_notes],
+                     [selector, new_name, new_trigger, new_box])
+    save_btn.click(save, [selector, *edit_fields], [selector, summary])
+    delete_btn.click(guard(ask_delete), selector, [confirm_row, confirm_text])
+    keep_btn.click(lambda: gr.update(visible=False), None, confirm_row)
+    confirm_btn.click(delete, selector, [selector, confirm_row])
+    del settings_box
+    return StylePanel(selector=selector, summary=summary)
