@@ -1,0 +1,717 @@
+"""Base models: where they come from, how to load them offline, and a tiny stand-in.
+
+A base model can be a tiny random model built in code (tests, offline demo), a local
+diffusers folder, a single `.safetensors` checkpoint or a Hugging Face hub id that is
+already in the local cache. Loading never touches the network: a missing model is a
+`ModelUnavailable` that names the command to fetch it, never a multi-minute retry loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from huggingface_hub import try_to_load_from_cache
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from style_studio.errors import InvalidInput, ModelUnavailable
+from style_studio.files import atomic_write_json, sha256_file
+from style_studio.tokenizer_assets import build_clip_tokenizer
+
+Family = Literal["sd15", "sdxl"]
+SourceKind = Literal["tiny", "hub", "folder", "file"]
+FAMILIES: tuple[Family, ...] = get_args(Family)
+
+TINY_IDS: dict[Family, str] = {"sd15": "tiny-sd15", "sdxl": "tiny-sdxl"}
+TINY_LABEL = "Tiny random model (random weights, for trying the workflow)"
+TINY_MARKER = "STYLE_STUDIO_MODEL.json"
+TINY_NOTE = "random weights, for trying the workflow; not a real model"
+# "tiny-sd15" is seed 0; other seeds live beside it as "tiny-sd15-seed<N>".
+_TINY_RE = re.compile(r"^tiny-(sd15|sdxl)(?:-seed(\d+))?$")
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+KNOWN_HUB_MODELS: dict[str, tuple[Family, str, str]] = {
+    # id: (family, label, approximate download with the patterns of `hf_download_command`)
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": ("sd15", "Stable Diffusion 1.5", "4.3 GB"),
+    "stabilityai/stable-diffusion-xl-base-1.0": ("sdxl", "Stable Diffusion XL base 1.0", "14 GB"),
+}
+PICKLE_SUFFIXES = frozenset({".ckpt", ".bin", ".pt", ".pth"})
+WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack"})
+# single-file model types (diffusers' names) Style Studio can train on, per family
+_SINGLE_FILE_TYPES: dict[str, Family] = {"v1": "sd15", "xl_base": "sdxl"}
+_NO_TOKEN_LIMIT = 10_000
+
+
+# --------------------------------------------------------------------------- device
+
+
+@dataclass
+class DeviceChoice:
+    """Where the pipeline runs and in which precision; `label` is shown to the artist."""
+
+    device: str
+    dtype: torch.dtype
+    label: str
+
+
+def pick_device(prefer: str | None = None) -> DeviceChoice:
+    """CUDA (bf16 where supported, else fp16), then Apple MPS (fp16), else CPU (fp32).
+
+    `prefer` ("cpu", "cuda", "cuda:1", "mps", "auto"/None) forces a device; asking for
+    one that is not there is an InvalidInput rather than a silent fallback.
+    """
+    wanted = (prefer or "auto").strip().lower()
+    if wanted == "auto":
+        if torch.cuda.is_available():
+            return _cuda_choice("cuda")
+        if _mps_available():
+            return _mps_choice()
+        return _cpu_choice()
+    if wanted == "cpu":
+        return _cpu_choice()
+    if wanted.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InvalidInput("CUDA was asked for, but no NVIDIA GPU is usable here.")
+        return _cuda_choice(wanted)
+    if wanted == "mps":
+        if not _mps_available():
+            raise InvalidInput("MPS was asked for, but Apple's Metal backend is not usable here.")
+        return _mps_choice()
+    raise InvalidInput(f"Unknown device {prefer!r}: use auto, cpu, cuda, cuda:N or mps.")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def _cuda_choice(device: str) -> DeviceChoice:
+    index = torch.device(device).index or 0
+    bf16 = torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float16
+    name = torch.cuda.get_device_name(index)
+    return DeviceChoice(device, dtype, f"GPU {name} ({'bfloat16' if bf16 else 'float16'})")
+
+
+def _mps_choice() -> DeviceChoice:
+    return DeviceChoice("mps", torch.float16, "Apple GPU (MPS, float16)")
+
+
+def _cpu_choice() -> DeviceChoice:
+    return DeviceChoice("cpu", torch.float32, "CPU (float32; slow, fine for the tiny model)")
+
+
+# --------------------------------------------------------------------------- tiny models
+
+
+def _clip_text_config(vocab_size: int, projection_dim: int = 32) -> CLIPTextConfig:
+    # bos/eos ids must match tokenizer_assets (bos=0, eos=1): pooling looks for eos.
+    return CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        max_position_embeddings=77,
+        vocab_size=vocab_size,
+        projection_dim=projection_dim,
+    )
+
+
+def _tiny_unet(family: Family) -> UNet2DConditionModel:
+    common: dict[str, Any] = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "norm_num_groups": 32,
+    }
+    if family == "sd15":
+        return UNet2DConditionModel(**common, cross_attention_dim=32, attention_head_dim=8)
+    # SDXL: prompt embeds = 32 + 32 (two encoders) = cross_attention_dim 64; the added
+    # embedding sees pooled text (projection_dim 32) + 6 time ids x 8 = 80 features.
+    return UNet2DConditionModel(
+        **common,
+        cross_attention_dim=64,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+    )
+
+
+def _tiny_vae(family: Family) -> AutoencoderKL:
+    # Four blocks -> 8x downsampling, like the real SD/SDXL VAE.
+    return AutoencoderKL(
+        block_out_channels=(8, 16, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=64,
+        scaling_factor=0.18215 if family == "sd15" else 0.13025,
+    )
+
+
+def _tiny_scheduler(family: Family) -> PNDMScheduler | EulerDiscreteScheduler:
+    # The real models' schedules; DDPMScheduler.from_config(...) gives the training twin.
+    common: dict[str, Any] = {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "steps_offset": 1,
+        "prediction_type": "epsilon",
+    }
+    if family == "sd15":
+        return PNDMScheduler(**common, skip_prk_steps=True, set_alpha_to_one=False)
+    return EulerDiscreteScheduler(**common, timestep_spacing="leading")
+
+
+def build_tiny_components(family: Family, seed: int = 0) -> dict[str, Any]:
+    """Components of a 5-7 MB model with random weights, built in code (no download).
+
+    Same seed, same weights: the seed is reset before each component so adding or
+    reordering one never changes the others. The schedulers use the real models' betas,
+    1000 training steps and epsilon prediction, so `DDPMScheduler.from_config` trains it.
+    """
+    _check_family(family)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
+        return _seeded_components(family, seed)
+
+
+def _seeded_components(family: Family, seed: int) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    unet = _tiny_unet(family)
+    torch.manual_seed(seed)
+    vae = _tiny_vae(family)
+    tokenizer = build_clip_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(_clip_text_config(len(tokenizer)))
+    components: dict[str, Any] = {
+        "unet": unet,
+        "scheduler": _tiny_scheduler(family),
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "feature_extractor": None,
+        "image_encoder": None,
+    }
+    if family == "sd15":
+        components["safety_checker"] = None
+    else:
+        torch.manual_seed(seed)
+        components["text_encoder_2"] = CLIPTextModelWithProjection(
+            _clip_text_config(len(tokenizer), projection_dim=32)
+        )
+        components["tokenizer_2"] = build_clip_tokenizer()
+    return components
+
+
+def build_tiny_pipeline(family: Family, seed: int = 0) -> DiffusionPipeline:
+    """The tiny model as an in-memory pipeline (what `ensure_tiny_model` saves)."""
+    components = build_tiny_components(family, seed)
+    if family == "sd15":
+        pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
+    else:
+        pipe = StableDiffusionXLPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_id(family: Family, seed: int = 0) -> str:
+    """The ref of a tiny model; seed 0 gets the plain name the UI lists."""
+    return TINY_IDS[family] if seed == 0 else f"{TINY_IDS[family]}-seed{seed}"
+
+
+def parse_tiny_id(ref: str) -> tuple[Family, int] | None:
+    """(family, seed) for a tiny ref such as "tiny-sdxl" or "tiny-sd15-seed3", else None."""
+    match = _TINY_RE.match(ref.strip())
+    if not match:
+        return None
+    family: Family = "sd15" if match.group(1) == "sd15" else "sdxl"
+    return family, int(match.group(2) or 0)
+
+
+def ensure_tiny_model(family: Family, models_dir: Path, seed: int = 0) -> Path:
+    """Save the tiny model under `models_dir` once and return its folder.
+
+    It is written into a hidden temp folder and renamed into place, so a crash or a
+    concurrent caller never leaves a half-written model that looks complete.
+    """
+    _check_family(family)
+    models_dir = Path(models_dir)
+    folder = models_dir / tiny_id(family, seed)
+    if (folder / "model_index.json").is_file():
+        return folder
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
+    try:
+        build_tiny_pipeline(family, seed).save_pretrained(tmp, safe_serialization=True)
+        marker = {"kind": "tiny-random", "family": family, "seed": seed, "note": TINY_NOTE}
+        atomic_write_json(tmp / TINY_MARKER, marker)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "model_index.json").is_file():
+                raise  # not a lost race: a real failure
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass
+class BaseModelSource:
+    """One base model the artist can pick, and whether it can be loaded right now."""
+
+    ref: str
+    family: Family
+    kind: SourceKind
+    label: str
+    available: bool
+    detail: str
+
+
+@dataclass
+class _Resolved:
+    kind: SourceKind
+    ref: str
+    path: Path | None = None
+    tiny: tuple[Family, int] | None = None
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise InvalidInput(f"Unknown model family {family!r}: use one of {', '.join(FAMILIES)}.")
+
+
+def _looks_like_path(ref: str) -> bool:
+    return (
+        ref.startswith(("/", ".", "~", "\\"))
+        or "\\" in ref
+        or ref.count("/") > 1
+        or Path(ref).suffix.lower() in WEIGHT_SUFFIXES
+        or bool(re.match(r"^[A-Za-z]:", ref))
+    )
+
+
+def _resolve(ref: str, models_dir: Path) -> _Resolved:
+    """Decide what `ref` names. Existing paths win over hub ids of the same spelling."""
+    ref = ref.strip()
+    if not ref:
+        raise InvalidInput("No base model given.")
+    tiny = parse_tiny_id(ref)
+    if tiny:
+        return _Resolved("tiny", ref, Path(models_dir) / tiny_id(*tiny), tiny)
+    candidates = [Path(ref).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates.append(Path(models_dir) / ref)
+    for candidate in candidates:
+        if candidate.exists():
+            kind: SourceKind = "folder" if candidate.is_dir() else "file"
+            return _Resolved(kind, ref, candidate.resolve())
+    if _HUB_ID_RE.match(ref) and not _looks_like_path(ref):
+        return _Resolved("hub", ref)
+    kind = "file" if Path(ref).suffix else "folder"
+    return _Resolved(kind, ref, candidates[0])
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot folder of a hub repo, found without any network access."""
+    try:
+        cached = try_to_load_from_cache(repo_id, "model_index.json")
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
+def _hub_has_weights(snapshot: Path) -> bool:
+    return any((snapshot / "unet").glob("diffusion_pytorch_model*"))
+
+
+def hf_download_command(repo_id: str) -> str:
+    """The exact shell command that fetches what diffusers needs (no EMA/fp16 extras)."""
+    return (
+        f"hf download {repo_id} --include '*.json' --include '*.txt' "
+        "--include '*/*.safetensors' --exclude '*.fp16.*' --exclude '*non_ema*' "
+        "--exclude 'safety_checker/*'"
+    )
+
+
+def _read_model_index(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _folder_family(folder: Path) -> Family | None:
+    name = str(_read_model_index(folder).get("_class_name", ""))
+    if not name:
+        return None
+    return "sdxl" if "XL" in name else "sd15"
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a .safetensors file (tensor names, shapes, metadata).
+
+    Reads a few kilobytes, never the weights, so listing a folder of 7 GB files is cheap.
+    """
+    with open(path, "rb") as handle:
+        raw = handle.read(8)
+        if len(raw) != 8:
+            raise InvalidInput(f"{path.name} is too short to be a .safetensors file.")
+        (length,) = struct.unpack("<Q", raw)
+        if length > 100 * 1024 * 1024:
+            raise InvalidInput(f"{path.name} is not a valid .safetensors file.")
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError as exc:
+            raise InvalidInput(f"{path.name} is not a valid .safetensors file.") from exc
+    if not isinstance(header, dict):
+        raise InvalidInput(f"{path.name} is not a valid .safetensors file.")
+    return header
+
+
+def single_file_model_type(path: Path) -> str:
+    """diffusers' name for the architecture in a checkpoint ("v1", "xl_base", ...)."""
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+
+    header = read_safetensors_header(path)
+    # Shapes only, on the meta device: inference looks at names and shapes, not values.
+    meta = {
+        name: torch.empty(entry["shape"], device="meta")
+        for name, entry in header.items()
+        if name != "__metadata__" and isinstance(entry, dict) and "shape" in entry
+    }
+    if not any(name.startswith("model.diffusion_model.") for name in meta):
+        raise InvalidInput(
+            f"{path.name} does not look like a Stable Diffusion checkpoint "
+            "(no model.diffusion_model.* weights; is it a LoRA?)."
+        )
+    return infer_diffusers_model_type(meta)
+
+
+def guess_family(ref: str, models_dir: Path) -> Family:
+    """Best guess of a ref's family from its contents, else from its name."""
+    resolved = _resolve(ref, models_dir)
+    if resolved.tiny:
+        return resolved.tiny[0]
+    if resolved.kind == "folder" and resolved.path and resolved.path.is_dir():
+        return _folder_family(resolved.path) or "sd15"
+    if resolved.kind == "file" and resolved.path and resolved.path.is_file():
+        try:
+            return _SINGLE_FILE_TYPES.get(single_file_model_type(resolved.path), "sd15")
+        except InvalidInput:
+            return "sd15"
+    return "sdxl" if "xl" in ref.lower() else "sd15"
+
+
+def describe_source(ref: str, family: Family, models_dir: Path) -> BaseModelSource:
+    """What `ref` is and whether it can be loaded now, checked without loading weights."""
+    _check_family(family)
+    resolved = _resolve(ref, models_dir)
+    if resolved.tiny:
+        return _describe_tiny(resolved, models_dir)
+    if resolved.kind == "hub":
+        return _describe_hub(resolved.ref, family)
+    assert resolved.path is not None
+    if resolved.kind == "folder":
+        return _describe_folder(resolved.ref, resolved.path, family)
+    return _describe_file(resolved.ref, resolved.path, family)
+
+
+def _describe_tiny(resolved: _Resolved, models_dir: Path) -> BaseModelSource:
+    assert resolved.tiny and resolved.path
+    family, seed = resolved.tiny
+    shape = "SD 1.5" if family == "sd15" else "SDXL"
+    label = f"{TINY_LABEL} · {shape}-shaped" + (f" · seed {seed}" if seed else "")
+    saved = (resolved.path / "model_index.json").is_file()
+    detail = f"Saved in {resolved.path}" if saved else f"Built on first use into {models_dir}"
+    return BaseModelSource(resolved.ref, family, "tiny", label, True, f"{detail}; {TINY_NOTE}.")
+
+
+def _describe_hub(repo_id: str, family: Family) -> BaseModelSource:
+    known = KNOWN_HUB_MODELS.get(repo_id)
+    label = f"{known[1]} ({repo_id})" if known else f"{repo_id} (Hugging Face)"
+    family = known[0] if known else family
+    snapshot = _hub_snapshot(repo_id)
+    if snapshot and _hub_has_weights(snapshot):
+        detail = f"In the local Hugging Face cache (snapshot {snapshot.name[:12]})."
+        return BaseModelSource(repo_id, family, "hub", label, True, detail)
+    size = f" (about {known[2]})" if known else ""
+    detail = f"Not downloaded yet{size}. To fetch it, run: {hf_download_command(repo_id)}"
+    return BaseModelSource(repo_id, family, "hub", label, False, detail)
+
+
+def _describe_folder(ref: str, path: Path, family: Family) -> BaseModelSource:
+    label = f"{path.name} (local folder)"
+    if not path.is_dir():
+        return BaseModelSource(ref, family, "folder", label, False, f"Not found: {path}")
+    if not (path / "model_index.json").is_file():
+        detail = f"{path} has no model_index.json, so it is not a diffusers model folder."
+        return BaseModelSource(ref, family, "folder", label, False, detail)
+    found = _folder_family(path) or family
+    if found != family:
+        detail = f"This is a {found} model, not {family}."
+        return BaseModelSource(ref, found, "folder", label, False, detail)
+    return BaseModelSource(ref, found, "folder", label, True, f"Diffusers folder {path}")
+
+
+def _describe_file(ref: str, path: Path, family: Family) -> BaseModelSource:
+    label = f"{path.name} (single file)"
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return BaseModelSource(ref, family, "file", label, False, _pickle_message(path))
+    if not path.is_file():
+        return BaseModelSource(ref, family, "file", label, False, f"Not found: {path}")
+    try:
+        found = _single_file_family(path)
+    except InvalidInput as exc:
+        return BaseModelSource(ref, family, "file", label, False, str(exc))
+    if found != family:
+        detail = f"This is a {found} checkpoint, not {family}."
+        return BaseModelSource(ref, found, "file", label, False, detail)
+    return BaseModelSource(ref, found, "file", label, True, f"Single-file checkpoint {path}")
+
+
+def list_base_models(models_dir: Path, extra_refs: Iterable[str] = ()) -> list[BaseModelSource]:
+    """Every base model worth offering: tiny ones, well-known hub ids, what is under
+    `models_dir`, then `extra_refs`. Nothing is loaded and nothing is downloaded."""
+    models_dir = Path(models_dir)
+    refs: list[tuple[str, Family]] = [(TINY_IDS[f], f) for f in FAMILIES]
+    refs += [(repo_id, known[0]) for repo_id, known in KNOWN_HUB_MODELS.items()]
+    refs += [(str(path), guess_family(str(path), models_dir)) for path in _local_models(models_dir)]
+    refs += [(ref, guess_family(ref, models_dir)) for ref in extra_refs]
+    sources: list[BaseModelSource] = []
+    seen: set[str] = set()
+    for ref, family in refs:
+        if ref not in seen:
+            seen.add(ref)
+            sources.append(describe_source(ref, family, models_dir))
+    return sources
+
+
+def _local_models(models_dir: Path) -> list[Path]:
+    if not models_dir.is_dir():
+        return []
+    found = []
+    for entry in sorted(models_dir.iterdir()):
+        if entry.name.startswith(".") or parse_tiny_id(entry.name):
+            continue
+        if entry.is_dir() and (entry / "model_index.json").is_file():
+            if not (entry / TINY_MARKER).is_file():
+                found.append(entry)
+        elif entry.is_file() and entry.suffix.lower() == ".safetensors":
+            found.append(entry)
+    return found
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _pickle_message(path: Path) -> str:
+    return (
+        f"{path.name} is a pickled checkpoint ({path.suffix}). Loading a pickle can run "
+        "arbitrary code, so Style Studio refuses it. Convert it to .safetensors first (or "
+        "download the .safetensors version) and pick that file instead."
+    )
+
+
+def _single_file_family(path: Path) -> Family:
+    model_type = single_file_model_type(path)
+    if model_type not in _SINGLE_FILE_TYPES:
+        raise InvalidInput(
+            f"{path.name} looks like a '{model_type}' checkpoint; Style Studio trains "
+            "Stable Diffusion 1.x and SDXL base models only."
+        )
+    return _SINGLE_FILE_TYPES[model_type]
+
+
+def _pipeline_class(family: Family) -> type[DiffusionPipeline]:
+    return StableDiffusionPipeline if family == "sd15" else StableDiffusionXLPipeline
+
+
+def _load_kwargs(family: Family, device: DeviceChoice) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"dtype": device.dtype, "local_files_only": True}
+    if family == "sd15":
+        # The artist generates from their own style model; the NSFW filter's 1.2 GB
+        # weights would also blank random tiny-model outputs.
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    return kwargs
+
+
+def _finish(pipe: DiffusionPipeline, device: DeviceChoice) -> DiffusionPipeline:
+    # dtype was set at load time: casting again with to() would skip the modules some
+    # models keep in float32.
+    pipe = pipe.to(device.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_pipeline(
+    ref: str, family: Family, models_dir: Path, device: DeviceChoice | None = None
+) -> DiffusionPipeline:
+    """A ready StableDiffusion(XL)Pipeline for `ref`, loaded from local files only.
+
+    Raises InvalidInput for things the artist must fix (missing path, pickled checkpoint,
+    wrong family) and ModelUnavailable for a hub model that is not downloaded yet.
+    """
+    _check_family(family)
+    device = device or pick_device()
+    resolved = _resolve(ref, models_dir)
+    if resolved.tiny:
+        tiny_family, seed = resolved.tiny
+        if tiny_family != family:
+            raise InvalidInput(f"{ref} is a {tiny_family} model, but {family} was asked for.")
+        return _load_folder(ensure_tiny_model(family, models_dir, seed), family, device)
+    if resolved.kind == "hub":
+        return _load_hub(resolved.ref, family, device)
+    assert resolved.path is not None
+    path = resolved.path
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise InvalidInput(_pickle_message(path))
+    if not path.exists():
+        raise InvalidInput(f"Base model not found: {path} does not exist.")
+    if resolved.kind == "file":
+        return _load_single_file(path, family, device)
+    return _load_folder(path, family, device)
+
+
+def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
+    if not (folder / "model_index.json").is_file():
+        singles = sorted(p.name for p in folder.glob("*.safetensors"))
+        hint = f" Did you mean the file {singles[0]}?" if singles else ""
+        raise InvalidInput(f"{folder} is not a diffusers model folder (no model_index.json).{hint}")
+    found = _folder_family(folder)
+    if found and found != family:
+        raise InvalidInput(f"{folder.name} is a {found} model, but {family} was asked for.")
+    try:
+        pipe = _pipeline_class(family).from_pretrained(folder, **_load_kwargs(family, device))
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise InvalidInput(f"Could not load the model folder {folder}: {exc}") from exc
+    return _finish(pipe, device)
+
+
+def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
+    if path.suffix.lower() != ".safetensors":
+        raise InvalidInput(f"{path.name}: single-file models must be .safetensors files.")
+    found = _single_file_family(path)
+    if found != family:
+        raise InvalidInput(f"{path.name} is a {found} checkpoint, but {family} was asked for.")
+    # diffusers needs the base repo's configs; without them in the cache it would go
+    # online despite local_files_only, so we check first and pass the folder ourselves.
+    config_repo = _config_repo_for(found)
+    snapshot = _hub_snapshot(config_repo)
+    if snapshot is None:
+        raise ModelUnavailable(
+            f"To load {path.name}, Style Studio needs the small config files of "
+            f"{config_repo} (a few MB). Fetch them with: hf download {config_repo} "
+            "--include '*.json' --include '*.txt'   Meanwhile the tiny model "
+            f"({TINY_IDS[family]}) lets you try the workflow offline."
+        )
+    kwargs = _load_kwargs(family, device)
+    try:
+        pipe = _pipeline_class(family).from_single_file(str(path), config=str(snapshot), **kwargs)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise InvalidInput(f"Could not load {path.name}: {exc}") from exc
+    return _finish(pipe, device)
+
+
+def _config_repo_for(family: Family) -> str:
+    return next(repo for repo, known in KNOWN_HUB_MODELS.items() if known[0] == family)
+
+
+def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPipeline:
+    missing = ModelUnavailable(
+        f"{repo_id} is not downloaded on this machine. Fetch it with: "
+        f"{hf_download_command(repo_id)}   Meanwhile the tiny model ({TINY_IDS[family]}) "
+        "lets you try the whole workflow offline."
+    )
+    snapshot = _hub_snapshot(repo_id)
+    if snapshot is None:  # checked first: diffusers is never asked to look online
+        raise missing
+    try:
+        pipe = _pipeline_class(family).from_pretrained(repo_id, **_load_kwargs(family, device))
+    except (OSError, ValueError) as exc:
+        raise missing from exc
+    return _finish(pipe, device)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def model_identity(ref: str, models_dir: Path) -> str:
+    """A stable name for the exact weights behind `ref`, for cache keys and manifests."""
+    resolved = _resolve(ref, models_dir)
+    if resolved.tiny:
+        family, seed = resolved.tiny
+        return f"{TINY_IDS[family]}@seed{seed}"
+    if resolved.kind == "hub":
+        snapshot = _hub_snapshot(resolved.ref)
+        if snapshot is None:
+            raise ModelUnavailable(
+                f"{resolved.ref} is not in the local cache. Fetch it with: "
+                f"{hf_download_command(resolved.ref)}"
+            )
+        return f"hub:{resolved.ref}@{snapshot.name}"
+    assert resolved.path is not None
+    if not resolved.path.exists():
+        raise InvalidInput(f"Base model not found: {resolved.path} does not exist.")
+    if resolved.kind == "file":
+        return f"sha256:{sha256_file(resolved.path)}"
+    return f"folder:{_folder_fingerprint(resolved.path)}"
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """sha256 over model_index.json and each weight file's name, size and mtime:
+    cheap enough for multi-GB folders, and changes when any weight file is replaced."""
+    digest = hashlib.sha256()
+    index = folder / "model_index.json"
+    digest.update(index.read_bytes() if index.is_file() else b"")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES:
+            stat = path.stat()
+            line = f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+            digest.update(line.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def text_token_limit(pipe: DiffusionPipeline) -> int:
+    """How many tokens of a prompt the text encoder sees (77 for CLIP, bos/eos included)."""
+    limit = int(getattr(pipe.tokenizer, "model_max_length", 0) or 0)
+    if 0 < limit < _NO_TOKEN_LIMIT:
+        return limit
+    return int(pipe.text_encoder.config.max_position_embeddings)
