@@ -8,10 +8,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidInput
+from .family import FAMILY_LABELS, check_family
 from .store import Store, utc_now
 from .workspace import Workspace
 
-FAMILIES = {"sd15": "Stable Diffusion 1.x", "sdxl": "Stable Diffusion XL"}
 TRIGGER_PATTERN = re.compile(r"^[\w-]{2,40}$")
 CURRENT_KEY = "current_style"
 # Tables whose records belong to one style and go with it when it is deleted.
@@ -36,7 +36,7 @@ class Style:
 
     @property
     def family_label(self) -> str:
-        return FAMILIES.get(self.family, self.family)
+        return FAMILY_LABELS.get(self.family, self.family)
 
 
 def _clean_name(name: str) -> str:
@@ -59,9 +59,7 @@ def _clean_trigger(trigger: str) -> str:
 
 
 def _clean_family(family: str) -> str:
-    if family not in FAMILIES:
-        choices = ", ".join(f"{k} ({v})" for k, v in FAMILIES.items())
-        raise InvalidInput(f"Unknown base-model family '{family}'. Choose one of: {choices}.")
+    check_family(family)
     return family
 
 

@@ -11,7 +11,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 
 from browser import app_url, app_workspace, chromium_browser, page  # noqa: F401
-
 from style_studio.studio import Studio
 
 

@@ -21,17 +21,19 @@ from safetensors.torch import load_file, save_file
 
 from style_studio.errors import InvalidInput, ModelUnavailable
 from style_studio.models import (
-    TINY_IDS,
-    TINY_LABEL,
-    TINY_MARKER,
-    build_tiny_pipeline,
     describe_source,
-    ensure_tiny_model,
     list_base_models,
     load_pipeline,
     model_identity,
     pick_device,
     text_token_limit,
+)
+from style_studio.tiny_models import (
+    TINY_IDS,
+    TINY_LABEL,
+    TINY_MARKER,
+    build_tiny_pipeline,
+    ensure_tiny_model,
 )
 
 torch.set_num_threads(1)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from browser import screenshot
 from playwright.sync_api import expect
 
+from browser import screenshot
 
 pytestmark = pytest.mark.browser
 TAB_LABELS = ["Images", "Captions", "Consent & licence", "Training", "Playground"]

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from style_studio.styles import FAMILIES
+from style_studio.family import FAMILY_LABELS
 from style_studio.studio import Studio
 
 from .common import guard
 
-FAMILY_CHOICES = [(label, key) for key, label in FAMILIES.items()]
+FAMILY_CHOICES = [(label, key) for key, label in FAMILY_LABELS.items()]
 
 
 @dataclass
