@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .captions import CaptionRecords
+from .consent import Consent
 from .erasure import Eraser
 from .jobs import JobRunner
+from .models import BaseModelSource, list_base_models
 from .store import Store
-from .styles import Styles
+from .styles import Style, Styles
+from .tiny_models import TINY_IDS
 from .workspace import Workspace
 
 
@@ -33,6 +36,7 @@ class Studio:
         self.jobs = JobRunner(self.store)
         self.erasure = Eraser(self.store, self.workspace)
         self.caption_records = CaptionRecords(self.store)
+        self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], config: StudioConfig | None = None) -> Studio:
@@ -41,6 +45,21 @@ class Studio:
     @classmethod
     def from_env(cls, config: StudioConfig | None = None) -> Studio:
         return cls(Workspace.from_env(), config)
+
+    def base_models(self, family: str | None = None) -> list[BaseModelSource]:
+        """Base models to offer, with availability; nothing is loaded or downloaded."""
+        extra = [self.config.default_base_model] if self.config.default_base_model else []
+        sources = list_base_models(self.workspace.models_dir, extra)
+        return [s for s in sources if family is None or s.family == family]
+
+    def base_model_for(self, style: Style) -> str:
+        """The style's own choice, else the --base-model flag, else the family's tiny model."""
+        default = self.config.default_base_model
+        if style.base_model:
+            return style.base_model
+        if default and any(s.ref == default for s in self.base_models(style.family)):
+            return default
+        return TINY_IDS[style.family]  # type: ignore[index]
 
     @property
     def notices(self) -> list[str]:

@@ -26,6 +26,13 @@ def test_five_tabs_switch_and_a_style_is_created(app_url, page):
     page.locator("#create-style").click()
     expect(page.locator("#style-summary")).to_contain_text("Ink washes", timeout=15_000)
     expect(page.locator("#style-summary")).to_contain_text("inkwash")
+    expect(page.locator("#style-summary")).to_contain_text("random weights")
+    page.get_by_text("Style settings").click()
+    page.locator("#style-base-model input").first.click()
+    expect(page.get_by_role("option", name="Tiny random model (random weights")).to_have_count(1)
+    expect(page.get_by_role("option", name="Stable Diffusion 1.5")).to_contain_text(
+        "not on this machine")
+    page.keyboard.press("Escape")
     screenshot(page, "shell-style-created")
 
     # A reload shows the same style again: the state lives in the store, not the page.

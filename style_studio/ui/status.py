@@ -8,8 +8,8 @@ from style_studio.studio import Studio
 def status_text(studio: Studio) -> str:
     job = studio.jobs.current()
     if job is None:
-        return "⚪ Device idle — no job running."
+        return "**Device idle** — no job running."
     waiting = len([j for j in studio.jobs.list(limit=20) if j.status == "queued"])
     queue = f" · {waiting} waiting" if waiting > (job.status == "queued") else ""
-    icon = "🟢" if job.status == "running" else "🟡"
-    return f"{icon} {job.summary()}{queue}"
+    state = "Running" if job.status == "running" else "Waiting"
+    return f"**{state}:** {job.summary()}{queue}"

@@ -29,7 +29,10 @@ def describe(studio: Studio, style_id: str | None) -> str:
         return "No style yet. Create one below: a name, a trigger word and a base-model family."
     style = studio.styles.get(style_id)
     trigger = f"trigger **{style.trigger}**" if style.trigger else "no trigger word"
-    return f"**{style.name}** · {style.family_label} · {trigger}"
+    ref = studio.base_model_for(style)
+    source = next((s for s in studio.base_models(style.family) if s.ref == ref), None)
+    base = source.label if source else ref
+    return f"**{style.name}** · {style.family_label} · {trigger}  \nBase model: {base}"
 
 
 def build(studio: Studio) -> StylePanel:
@@ -53,6 +56,10 @@ def build(studio: Studio) -> StylePanel:
             edit_name = gr.Textbox(label="Name")
             edit_trigger = gr.Textbox(label="Trigger word")
             edit_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES)
+        with gr.Row():
+            edit_base = gr.Dropdown(label="Base model", scale=2, elem_id="style-base-model",
+                                    info="What the LoRA is trained on and generates with.")
+            base_detail = gr.Markdown(elem_id="base-model-detail")
         edit_notes = gr.Textbox(label="Notes", lines=2)
         with gr.Row():
             save_btn = gr.Button("Save changes")
@@ -62,13 +69,27 @@ def build(studio: Studio) -> StylePanel:
             confirm_btn = gr.Button("Yes, delete it and all its files", variant="stop")
             keep_btn = gr.Button("Keep it")
 
-    edit_fields = [edit_name, edit_trigger, edit_family, edit_notes]
+    edit_fields = [edit_name, edit_trigger, edit_family, edit_notes, edit_base]
+
+    def base_choices(family: str, chosen: str | None):
+        choices = [(s.label + ("" if s.available else " — not on this machine"), s.ref)
+                   for s in studio.base_models(family)]
+        return gr.update(choices=choices, value=chosen), base_text(family, chosen)
+
+    def base_text(family: str, ref: str | None) -> str:
+        source = next((s for s in studio.base_models(family) if s.ref == ref), None)
+        if source is None:
+            return ""
+        mark = "**Available**" if source.available else "**Not on this machine**"
+        return f"{mark} — {source.detail}"
 
     def fill(style_id: str | None):
         if not style_id:
-            return describe(studio, None), "", "", "sd15", ""
+            return describe(studio, None), "", "", "sd15", "", gr.update(choices=[]), ""
         style = studio.styles.select(style_id)
-        return describe(studio, style_id), style.name, style.trigger, style.family, style.notes
+        base, detail = base_choices(style.family, studio.base_model_for(style))
+        return (describe(studio, style_id), style.name, style.trigger, style.family,
+                style.notes, base, detail)
 
     @guard
     def create(name: str, trigger: str, family: str, notes: str):
@@ -78,11 +99,15 @@ def build(studio: Studio) -> StylePanel:
                 gr.update(open=False))
 
     @guard
-    def save(style_id: str | None, name: str, trigger: str, family: str, notes: str):
+    def save(style_id: str | None, name: str, trigger: str, family: str, notes: str,
+             base_model: str | None):
         if not style_id:
             raise gr.Error("Choose a style first.")
+        before = studio.styles.get(style_id)
+        if family != before.family:
+            base_model = None  # a base model of the other family cannot be kept
         style = studio.styles.update(style_id, name=name, trigger=trigger, family=family,
-                                     notes=notes)
+                                     notes=notes, base_model=base_model)
         gr.Info("Saved.")
         return gr.update(choices=style_choices(studio), value=style.id), describe(studio, style.id)
 
@@ -102,10 +127,12 @@ def build(studio: Studio) -> StylePanel:
         return (gr.update(choices=style_choices(studio), value=current.id if current else None),
                 gr.update(visible=False))
 
-    selector.change(fill, selector, [summary, *edit_fields])
+    selector.change(fill, selector, [summary, *edit_fields, base_detail])
+    edit_base.change(base_text, [edit_family, edit_base], base_detail)
     create_btn.click(create, [new_name, new_trigger, new_family, new_notes],
                      [selector, new_name, new_trigger, new_box])
-    save_btn.click(save, [selector, *edit_fields], [selector, summary])
+    save_btn.click(save, [selector, *edit_fields], [selector, summary]).then(
+        fill, selector, [summary, *edit_fields, base_detail])
     delete_btn.click(guard(ask_delete), selector, [confirm_row, confirm_text])
     keep_btn.click(lambda: gr.update(visible=False), None, confirm_row)
     confirm_btn.click(delete, selector, [selector, confirm_row])
