@@ -19,6 +19,7 @@ ERASED_FLAG = "contains erased data"
 REVOKED_FLAG = "contains data whose consent was revoked"
 # Records keyed by the image id that go with the image.
 IMAGE_TABLES = ("captions", "consents")
+CacheIndex = dict[str, list[Path]]
 
 
 @dataclass
@@ -50,7 +51,9 @@ class Eraser:
         self.store = store
         self.workspace = workspace
 
-    def erase_image(self, image_id: str, reason: str, action: str = "image.erase") -> ErasureReport:
+    def erase_image(self, image_id: str, reason: str, action: str = "image.erase",
+                    cache_index: CacheIndex | None = None) -> ErasureReport:
+        """Erase one image; pass `cache_index()` when erasing many, to hash the cache once."""
         doc = self.store.require("images", image_id, "Image")
         style_id = doc["style_id"]
         report = ErasureReport(image_id=image_id, sha256=doc["sha256"])
@@ -58,7 +61,7 @@ class Eraser:
             if rel:
                 _delete(self.workspace.style_dir(style_id) / rel, report)
         _delete(self.workspace.cache_dir(style_id) / doc["sha256"], report)
-        self._delete_cached_copies(_hashes_of(doc), report)
+        self._delete_cached_copies(_hashes_of(doc), report, cache_index)
         self._delete_evidence(doc, style_id, report)
         with self.store.batch():
             self.store.remove("images", image_id)
@@ -84,13 +87,24 @@ class Eraser:
                 flagged.append(run["id"])
         return flagged
 
-    def _delete_cached_copies(self, hashes: set[str], report: ErasureReport) -> None:
-        """Gradio's cache holds uploads and served thumbnails; delete any exact copy."""
+    def cache_index(self) -> CacheIndex:
+        """sha256 -> files in Gradio's cache; a file that vanishes meanwhile is skipped."""
+        index: CacheIndex = {}
         cache = self.workspace.upload_cache
-        if not cache.exists() or not hashes:
-            return
-        for path in cache.rglob("*"):
-            if path.is_file() and sha256_file(path) in hashes:
+        for path in cache.rglob("*") if cache.exists() else ():
+            try:
+                if path.is_file():
+                    index.setdefault(sha256_file(path), []).append(path)
+            except OSError:
+                continue
+        return index
+
+    def _delete_cached_copies(self, hashes: set[str], report: ErasureReport,
+                              cache_index: CacheIndex | None = None) -> None:
+        """Gradio's cache holds uploads and served thumbnails; delete any exact copy."""
+        index = self.cache_index() if cache_index is None else cache_index
+        for digest in hashes:
+            for path in index.get(digest, []):
                 _delete(path, report)
 
     def _delete_evidence(self, doc: dict, style_id: str, report: ErasureReport) -> None:
