@@ -9,6 +9,7 @@ from pathlib import Path
 from .captions import CaptionRecords
 from .consent import Consent
 from .erasure import Eraser
+from .generate import Playground
 from .jobs import JobRunner
 from .models import BaseModelSource, list_base_models
 from .store import Store
@@ -37,6 +38,7 @@ class Studio:
         self.erasure = Eraser(self.store, self.workspace)
         self.caption_records = CaptionRecords(self.store)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
+        self.playground = Playground(self)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], config: StudioConfig | None = None) -> Studio:

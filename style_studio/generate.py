@@ -1,0 +1,449 @@
+"""The Playground: generate with any trained LoRA, compare it with the base, stamp provenance.
+
+Every generation is a job on the one device worker, so a request made while training
+runs waits for it instead of fighting it for memory. The base pipeline is cached per base
+model (`PipelineCache`); a LoRA checkpoint is an adapter switched in by name. Each image
+is a PNG under the style's `outputs/` whose text chunks say how to make it again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .errors import InvalidInput, NotFound
+from .grids import GridLayout, compose_grid
+from .jobs import Job, JobContext
+from .output_metadata import OutputSettings, read_settings, save_output
+from .pipeline_cache import LORA_FILE, LoraSource, PipelineCache
+from .tiny_models import parse_tiny_id
+
+if TYPE_CHECKING:
+    from .studio import Studio
+
+JOB_KIND = "generate"
+NATIVE_SIZE = {"sd15": 512, "sdxl": 1024}
+DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
+MAX_COUNT = 8
+ERASED_FLAG = "contains erased data"
+
+
+@dataclass
+class GenerateRequest:
+    """What the artist asks for. `checkpoint` None = the run's final LoRA; `seed` None =
+    a random seed, which is then recorded; `width`/`height` None = the model's native size."""
+
+    style_id: str
+    run_id: str | None = None
+    checkpoint: int | None = None
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int | None = None
+    steps: int = 20
+    guidance: float = 7.0
+    width: int | None = None
+    height: int | None = None
+    count: int = 1
+    lora_scale: float = 1.0
+
+
+@dataclass
+class RunCheckpoint:
+    """One loadable LoRA of a run: the final one (step None) or a step checkpoint."""
+
+    step: int | None
+    label: str
+    lora_dir: Path
+
+
+@dataclass
+class RunChoice:
+    """A run the artist can generate with, as the run picker shows it."""
+
+    run_id: str
+    label: str
+    base_model: str
+    family: str
+    checkpoints: list[RunCheckpoint]
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Output:
+    """One saved image and the settings read back from its own PNG."""
+
+    path: Path
+    settings: OutputSettings
+    label: str = ""
+
+
+@dataclass
+class _Cell:
+    """One image to render: a prompt and seed, with or without a LoRA."""
+
+    prompt: str
+    seed: int
+    kind: str
+    label: str = ""
+    checkpoint: RunCheckpoint | None = None
+    scale: float | None = None
+
+
+@dataclass
+class _Plan:
+    """A request checked and resolved before it waits for the device."""
+
+    request: GenerateRequest
+    base_model: str
+    family: str
+    identity: str | None
+    run: dict[str, Any] | None
+    checkpoint: RunCheckpoint | None
+    width: int
+    height: int
+
+    @property
+    def seed(self) -> int:
+        assert self.request.seed is not None  # _checked always chooses one
+        return self.request.seed
+
+
+def native_size(base_model: str, family: str) -> int:
+    """The side the base model was trained at; the tiny models are 64 px."""
+    return 64 if parse_tiny_id(base_model) else NATIVE_SIZE.get(family, 512)
+
+
+def _checked(request: GenerateRequest) -> GenerateRequest:
+    """Refuse values that would fail deep in the pipeline, with words to fix them."""
+    if not request.prompt.strip():
+        raise InvalidInput("Write a prompt first (for example your trigger word and a subject).")
+    limits = (("steps", request.steps, 1, 150), ("guidance", request.guidance, 0, 30),
+              ("count", request.count, 1, MAX_COUNT), ("LoRA scale", request.lora_scale, -2, 2))
+    for name, value, low, high in limits:
+        if not low <= value <= high:
+            raise InvalidInput(f"The {name} must be between {low} and {high} (got {value}).")
+    for name in ("width", "height"):
+        value = getattr(request, name)
+        if value is not None and (value % 8 or not 64 <= value <= 2048):
+            raise InvalidInput(f"The {name} must be a multiple of 8 between 64 and 2048 "
+                               f"(got {value}).")
+    if request.seed is not None and not 0 <= request.seed < 2**32:
+        raise InvalidInput("The seed must be a whole number between 0 and 4294967295.")
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - MAX_COUNT)
+    return replace(request, seed=seed, prompt=request.prompt.strip(),
+                   negative_prompt=request.negative_prompt.strip())
+
+
+class Playground:
+    """Generation, A/B and grids through the job runner; history read from the PNGs.
+
+    It takes the studio facade because it needs the store, styles, jobs and (once it is
+    registered) the training service, which may be set up after the playground.
+    """
+
+    def __init__(self, studio: Studio, cache: PipelineCache | None = None):
+        self._studio = studio
+        self.cache = cache or PipelineCache(studio.workspace.models_dir)
+
+    # ------------------------------------------------------------------ choices
+    def default_request(self, style_id: str) -> GenerateRequest:
+        """A ready-to-run request: the style's trigger word first, native size."""
+        style = self._studio.styles.get(style_id)
+        subject = f"{style.trigger}, {DEFAULT_SUBJECT}" if style.trigger else DEFAULT_SUBJECT
+        runs = self.runs(style_id)
+        run = runs[0] if runs else None
+        base, family = (run.base_model, run.family) if run else self.style_base(style_id)
+        side = native_size(base, family)
+        return GenerateRequest(style_id=style_id, run_id=run.run_id if run else None,
+                               prompt=subject, width=side, height=side)
+
+    def style_base(self, style_id: str) -> tuple[str, str]:
+        """The base model used without a run: the style's, else the app's, else tiny."""
+        style = self._studio.styles.get(style_id)
+        return self._studio.base_model_for(style), style.family
+
+    def runs(self, style_id: str) -> list[RunChoice]:
+        """Runs of the style that have at least one complete LoRA, newest first."""
+        docs = sorted(self._studio.store.find("runs", style_id=style_id),
+                      key=lambda d: d.get("created_at", ""), reverse=True)
+        choices = []
+        for doc in docs:
+            checkpoints = self.checkpoints(doc["id"])
+            if checkpoints:
+                choices.append(RunChoice(doc["id"], _run_label(doc), doc["base_model"],
+                                         doc.get("family", "sd15"), checkpoints,
+                                         list(doc.get("flags") or [])))
+        return choices
+
+    def checkpoints(self, run_id: str) -> list[RunCheckpoint]:
+        """Final LoRA first, then step checkpoints, newest first (the Training contract)."""
+        training = getattr(self._studio, "training", None)
+        if training is not None:
+            return [RunCheckpoint(c.step, c.label, Path(c.lora_dir))
+                    for c in training.checkpoints(run_id)]
+        doc = self._run_doc(run_id)
+        return _scan_checkpoints(self._studio.workspace.run_dir(doc["style_id"], run_id))
+
+    def _run_doc(self, run_id: str) -> dict[str, Any]:
+        doc = self._studio.store.get("runs", run_id)
+        if doc is None:
+            raise NotFound(f"Run {run_id} no longer exists; choose another run.")
+        return doc
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, request: GenerateRequest) -> _Plan:
+        request = _checked(request)
+        self._studio.styles.get(request.style_id)
+        if request.run_id is None:
+            base, family = self.style_base(request.style_id)
+            run, checkpoint, identity = None, None, None
+        else:
+            run = self._run_doc(request.run_id)
+            if run["style_id"] != request.style_id:
+                raise InvalidInput("That run belongs to another style; choose one of this "
+                                   "style's runs.")
+            base, family = run["base_model"], run.get("family", "sd15")
+            identity = run.get("base_model_identity")
+            checkpoint = self._checkpoint(request.run_id, request.checkpoint)
+        side = native_size(base, family)
+        return _Plan(request, base, family, identity, run, checkpoint,
+                     request.width or side, request.height or side)
+
+    def _checkpoint(self, run_id: str, step: int | None) -> RunCheckpoint:
+        available = self.checkpoints(run_id)
+        for checkpoint in available:
+            if checkpoint.step == step:
+                return checkpoint
+        have = ", ".join(c.label for c in available) or "none yet"
+        wanted = "final LoRA" if step is None else f"checkpoint at step {step}"
+        raise NotFound(f"Run {run_id} has no {wanted} (available: {have}).")
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, request: GenerateRequest) -> Job:
+        """Generate `count` images (seeds seed, seed+1, ...) with the chosen LoRA or none."""
+        plan = self._plan(request)
+        req = plan.request
+        cells = [_Cell(req.prompt, plan.seed + i, "single", checkpoint=plan.checkpoint,
+                       scale=req.lora_scale if plan.checkpoint else None)
+                 for i in range(req.count)]
+        what = f"with {plan.checkpoint.label} of run {req.run_id}" if plan.checkpoint else \
+            "with the base model"
+        return self._submit(plan, cells, f"Generate {req.count} image(s) {what}", "generate")
+
+    def submit_ab(self, request: GenerateRequest) -> Job:
+        """A/B: for each seed, the base model without the LoRA and with it, side by side."""
+        plan = self._plan(request)
+        if plan.checkpoint is None:
+            raise InvalidInput("A/B compares a LoRA with the base model: choose a run first.")
+        req = plan.request
+        cells = []
+        for i in range(req.count):
+            seed = plan.seed + i
+            cells.append(_Cell(req.prompt, seed, "ab-base", label=f"A · base · seed {seed}"))
+            cells.append(_Cell(req.prompt, seed, "ab-lora", checkpoint=plan.checkpoint,
+                               scale=req.lora_scale,
+                               label=f"B · {plan.checkpoint.label} @ {req.lora_scale:g}"))
+        return self._submit(plan, cells, f"A/B of run {req.run_id} against the base", "ab")
+
+    def submit_grid(self, request: GenerateRequest, checkpoints: list[int | None],
+                    scales: list[float] | None = None,
+                    prompts: list[str] | None = None) -> Job:
+        """Grid: rows = checkpoints, columns = LoRA scales or prompts, all one seed."""
+        plan = self._plan(replace(request, count=1))
+        if plan.checkpoint is None:
+            raise InvalidInput("A grid compares checkpoints of a run: choose a run first.")
+        if bool(scales) == bool(prompts):
+            raise InvalidInput("Give the grid's columns: either LoRA scales or prompts.")
+        run_id = str(plan.request.run_id)
+        rows = [self._checkpoint(run_id, step) for step in (checkpoints or [plan.checkpoint.step])]
+        for scale in scales or []:
+            _checked(replace(plan.request, lora_scale=scale))
+        columns: list[tuple[str, str, float]] = (
+            [(f"scale {s:g}", plan.request.prompt, float(s)) for s in scales] if scales else
+            [(p.strip(), p.strip(), plan.request.lora_scale) for p in prompts or [] if p.strip()])
+        layout = GridLayout([r.label for r in rows], [c[0] for c in columns],
+                            col_axis="scale" if scales else "prompt")
+        layout.check()
+        seed = plan.seed
+        cells = [_Cell(prompt, seed, "grid-cell", f"{row.label} · {col}", row, scale)
+                 for row in rows for col, prompt, scale in columns]
+        layout.title = f"{plan.request.prompt} · seed {seed} · run {plan.request.run_id}"
+        return self._submit(plan, cells, f"Grid {layout.shape[0]}×{layout.shape[1]} of run "
+                            f"{plan.request.run_id}", "grid", layout)
+
+    def _submit(self, plan: _Plan, cells: list[_Cell], title: str, mode: str,
+                layout: GridLayout | None = None) -> Job:
+        req = plan.request
+        params = {"mode": mode, "run_id": req.run_id, "checkpoint": req.checkpoint,
+                  "prompt": req.prompt, "seed": req.seed, "images": len(cells)}
+        return self._studio.jobs.submit(
+            JOB_KIND, lambda ctx: self._render(ctx, plan, cells, mode, layout),
+            title=title, style_id=req.style_id, params=params)
+
+    def generate(self, request: GenerateRequest, timeout: float | None = None) -> list[Output]:
+        """Submit and wait: for scripts, tests and a future CLI."""
+        job = self._studio.jobs.wait(self.submit(request).id, timeout)
+        return self.outputs(job.id)
+
+    # ------------------------------------------------------------------ rendering
+    def _render(self, ctx: JobContext, plan: _Plan, cells: list[_Cell], mode: str,
+                layout: GridLayout | None) -> dict[str, Any]:
+        """The job body: load what is needed (once), render each cell, save each PNG."""
+        if not self.cache.is_loaded(plan.base_model, plan.family):
+            ctx.progress(0.0, f"Loading the base model {plan.base_model} (only the first "
+                              "time; later switches are quick)")
+        style_dir = self._studio.workspace.style_dir(plan.request.style_id)
+        outputs_dir = self._studio.workspace.outputs_dir(plan.request.style_id)
+        saved: list[dict[str, str]] = []
+        images = []
+        first: OutputSettings | None = None
+        for index, cell in enumerate(cells):
+            ctx.check_cancelled()
+            image, settings = self._render_cell(ctx, plan, cell, index, len(cells))
+            path = save_output(image, settings, outputs_dir)
+            saved.append({"file": path.relative_to(style_dir).as_posix(), "label": cell.label})
+            images.append(image)
+            first = first or settings
+        result: dict[str, Any] = {"mode": mode, "outputs": saved}
+        if layout is not None and first is not None:
+            result["grid"] = self._save_grid(plan, layout, images, saved, first)
+        if plan.run and ERASED_FLAG in (plan.run.get("flags") or []):
+            result["warning"] = ("This run was trained on images that have since been erased "
+                                 "on request; retrain before sharing anything it makes.")
+        ctx.progress(1.0, f"Saved {len(saved)} image(s) in outputs/")
+        return result
+
+    def _render_cell(self, ctx: JobContext, plan: _Plan, cell: _Cell, index: int,
+                     total: int) -> tuple[Any, OutputSettings]:
+        lora = LoraSource(cell.checkpoint.lora_dir, f"{cell.checkpoint.label} of run "
+                          f"{plan.request.run_id}") if cell.checkpoint else None
+        active = self.cache.activate(plan.base_model, plan.family, lora,
+                                     cell.scale if cell.scale is not None else 1.0,
+                                     identity=plan.identity)
+        req = plan.request
+
+        def on_step(pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+            steps = max(1, len(pipe.scheduler.timesteps))
+            ctx.progress((index + (step + 1) / steps) / total,
+                         f"Image {index + 1} of {total}: step {step + 1}/{steps}")
+            ctx.check_cancelled()
+            return kwargs
+
+        image = active.pipe(
+            prompt=cell.prompt, negative_prompt=req.negative_prompt or None,
+            num_inference_steps=req.steps, guidance_scale=req.guidance,
+            width=plan.width, height=plan.height,
+            generator=torch.Generator(device="cpu").manual_seed(cell.seed),
+            callback_on_step_end=on_step, output_type="pil",
+        ).images[0]
+        uses_lora = cell.checkpoint is not None
+        settings = OutputSettings(
+            prompt=cell.prompt, negative_prompt=req.negative_prompt, seed=cell.seed,
+            steps=req.steps, guidance=req.guidance, width=plan.width, height=plan.height,
+            base_model=plan.base_model, base_model_identity=active.base_identity,
+            style_id=req.style_id, run_id=req.run_id if uses_lora else None,
+            checkpoint=cell.checkpoint.step if cell.checkpoint else None,
+            lora_scale=cell.scale if uses_lora else None, lora_sha256=active.lora_sha256,
+            manifest_sha256=(plan.run or {}).get("manifest_sha256") if uses_lora else None,
+            kind=cell.kind)
+        return image, settings
+
+    def _save_grid(self, plan: _Plan, layout: GridLayout, images: list, saved: list[dict],
+                   first: OutputSettings) -> dict[str, Any]:
+        rows, cols = layout.shape
+        grid = compose_grid([images[r * cols:(r + 1) * cols] for r in range(rows)], layout)
+        layout.cells = [[saved[r * cols + c]["file"] for c in range(cols)] for r in range(rows)]
+        extra = {"grid_rows": "\n".join(layout.row_labels),
+                 "grid_cols": "\n".join(layout.col_labels),
+                 "grid_axes": f"{layout.row_axis} x {layout.col_axis}"}
+        folder = self._studio.workspace.outputs_dir(plan.request.style_id) / "grids"
+        path = save_output(grid.image, replace(first, kind="grid", created_at=""), folder, extra)
+        style_dir = self._studio.workspace.style_dir(plan.request.style_id)
+        return {"file": path.relative_to(style_dir).as_posix(), "rows": layout.row_labels,
+                "cols": layout.col_labels, "row_axis": layout.row_axis,
+                "col_axis": layout.col_axis, "cells": layout.cells, "boxes": grid.boxes}
+
+    # ------------------------------------------------------------------ reading back
+    def outputs(self, job_id: str) -> list[Output]:
+        """The images a finished job saved, with settings read from each file."""
+        job = self._studio.jobs.get(job_id)
+        if not job.style_id or not job.result:
+            return []
+        style_dir = self._studio.workspace.style_dir(job.style_id)
+        return [Output(style_dir / item["file"], read_settings(style_dir / item["file"]),
+                       item.get("label", ""))
+                for item in job.result.get("outputs", []) if (style_dir / item["file"]).is_file()]
+
+    def grid_path(self, job_id: str) -> Path | None:
+        job = self._studio.jobs.get(job_id)
+        grid = (job.result or {}).get("grid")
+        if not grid or not job.style_id:
+            return None
+        return self._studio.workspace.style_dir(job.style_id) / grid["file"]
+
+    def history(self, style_id: str, limit: int = 60) -> list[Output]:
+        """Saved outputs of the style, newest first; files without settings are skipped."""
+        folder = self._studio.workspace.outputs_dir(style_id)
+        found: list[Output] = []
+        for path in sorted(folder.glob("*.png"), reverse=True) if folder.is_dir() else []:
+            try:
+                found.append(Output(path, read_settings(path)))
+            except InvalidInput:
+                continue
+            if len(found) >= limit:
+                break
+        return found
+
+    def settings_of(self, path: Path) -> GenerateRequest:
+        """"Use these settings again": the request that made `path`, from its own PNG."""
+        s = read_settings(Path(path))
+        return GenerateRequest(
+            style_id=s.style_id, run_id=s.run_id, checkpoint=s.checkpoint, prompt=s.prompt,
+            negative_prompt=s.negative_prompt, seed=s.seed, steps=s.steps,
+            guidance=s.guidance, width=s.width, height=s.height, count=1,
+            lora_scale=s.lora_scale if s.lora_scale is not None else 1.0)
+
+    def waiting_reason(self, job_id: str) -> str | None:
+        """Why a queued generation has not started: which job holds the device."""
+        job = self._studio.jobs.get(job_id)
+        if job.status != "queued":
+            return None
+        current = self._studio.jobs.current()
+        if current is None or current.id == job_id:
+            return "Waiting for the device to start."
+        busy = "Training" if "train" in current.kind else "Another job"
+        return (f"Waiting for the device: {busy} “{current.title}” is running "
+                f"({current.progress:.0%}). Your images start as soon as it finishes — or "
+                "pause it (cancel now, resume later) in the Training tab.")
+
+    def cancel(self, job_id: str) -> Job:
+        return self._studio.jobs.cancel(job_id)
+
+    def latest_job(self, style_id: str) -> Job | None:
+        """The newest playground job of the style, so a reloaded page reattaches to it."""
+        jobs = self._studio.jobs.list(style_id=style_id, kind=JOB_KIND, limit=1)
+        return jobs[0] if jobs else None
+
+
+def _run_label(doc: dict[str, Any]) -> str:
+    when = str(doc.get("created_at", ""))[:16].replace("T", " ")
+    steps = f"{doc.get('step', '?')}/{doc.get('total_steps', '?')} steps"
+    flags = " · ⚠ " + ", ".join(doc["flags"]) if doc.get("flags") else ""
+    return f"{when} · {doc.get('status', '?')} · {steps} · {doc['id']}{flags}"
+
+
+def _scan_checkpoints(run_dir: Path) -> list[RunCheckpoint]:
+    """Complete LoRAs in a run folder laid out per the Training contract."""
+    found = []
+    if (run_dir / "lora" / LORA_FILE).is_file():
+        found.append(RunCheckpoint(None, "final", run_dir / "lora"))
+    steps = []
+    for folder in (run_dir / "checkpoints").glob("step-*"):
+        suffix = folder.name.removeprefix("step-")
+        if suffix.isdigit() and (folder / LORA_FILE).is_file():
+            steps.append(RunCheckpoint(int(suffix), f"step {int(suffix)}", folder))
+    return found + sorted(steps, key=lambda c: c.step or 0, reverse=True)

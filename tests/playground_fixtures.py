@@ -1,0 +1,82 @@
+"""LoRA runs made by hand, laid out exactly as the Training contract says the trainer will.
+
+The playground must not wait for the trainer to be tested: these helpers add a peft LoRA
+to the tiny UNet, give it non-zero weights (peft's "gaussian" init leaves lora_B at zero,
+which would make every LoRA a no-op and every test pass for the wrong reason), save it
+with diffusers' `save_lora_weights` into `checkpoints/step-N/` and `lora/`, and insert a
+matching `runs` document. The same playground code path then serves real runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+from diffusers.utils import convert_state_dict_to_diffusers
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+
+from style_studio.files import atomic_write_json
+from style_studio.models import model_identity
+from style_studio.store import utc_now
+from style_studio.tiny_models import TINY_IDS, build_tiny_components
+
+LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+
+
+def save_random_lora(folder: Path, seed: int, strength: float = 0.5) -> Path:
+    """A rank-4 LoRA for the tiny SD 1.5 UNet with random, non-zero up and down weights."""
+    unet = build_tiny_components("sd15")["unet"]
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                target_modules=LORA_TARGETS))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * strength)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    folder.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers,
+                                              safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def make_lora_run(studio, style_id: str, steps: tuple[int, ...] = (100, 200),
+                  final: bool = True, seed: int = 1, flags: list[str] | None = None) -> str:
+    """A finished run of the style with step checkpoints and (optionally) a final LoRA."""
+    base = TINY_IDS["sd15"]
+    doc = studio.store.insert("runs", {"style_id": style_id, "status": "running"})
+    run_id = doc["id"]
+    run_dir = studio.workspace.run_dir(style_id, run_id)
+    manifest = {"run_id": run_id, "style_id": style_id, "base_model": base, "images": []}
+    atomic_write_json(run_dir / "manifest.json", manifest)
+    atomic_write_json(run_dir / "config.json", {"preset": "fixture", "steps": max(steps)})
+    for index, step in enumerate(steps):
+        save_random_lora(run_dir / "checkpoints" / f"step-{step:06d}", seed * 100 + index)
+    if final:
+        save_random_lora(run_dir / "lora", seed * 100 + 99)
+    manifest_sha = hashlib.sha256((run_dir / "manifest.json").read_bytes()).hexdigest()
+    studio.store.update("runs", run_id, **{
+        "job_id": None, "status": "done" if final else "cancelled", "base_model": base,
+        "base_model_identity": model_identity(base, studio.workspace.models_dir),
+        "family": "sd15", "config": {"preset": "fixture"}, "image_hashes": [],
+        "image_count": 0, "flags": flags or [], "manifest_sha256": manifest_sha,
+        "step": max(steps), "total_steps": max(steps), "created_at": utc_now(),
+        "finished_at": utc_now(), "error": None,
+        "energy": {"wall_s": 0.0, "device": "cpu", "energy_wh": 0.0, "estimated": True,
+                   "method": "fixture"},
+    })
+    return run_id
+
+
+def manifest_sha256(studio, style_id: str, run_id: str) -> str:
+    path = studio.workspace.run_dir(style_id, run_id) / "manifest.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_summary(studio, run_id: str) -> dict:
+    """The runs doc as JSON-friendly data (handy in assertion messages)."""
+    return json.loads(json.dumps(studio.store.get("runs", run_id)))
