@@ -18,7 +18,7 @@ from .workspace import Workspace
 ERASED_FLAG = "contains erased data"
 REVOKED_FLAG = "contains data whose consent was revoked"
 # Records keyed by the image id that go with the image.
-IMAGE_TABLES = ("captions", "consents")
+IMAGE_TABLES = ("captions", "consents", "caption_undo")
 CacheIndex = dict[str, list[Path]]
 
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .captions import CaptionRecords
+from .captions import CaptionRecords, Captions
 from .consent import Consent
 from .erasure import Eraser
 from .generate import Playground
@@ -37,6 +37,8 @@ class Studio:
         self.jobs = JobRunner(self.store)
         self.erasure = Eraser(self.store, self.workspace)
         self.caption_records = CaptionRecords(self.store)
+        self.captions = Captions(self.store, self.workspace, self.styles, self.jobs,
+                                 self.caption_records, self.base_model_for)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
         self.playground = Playground(self)
 

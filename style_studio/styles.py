@@ -15,7 +15,7 @@ from .workspace import Workspace
 TRIGGER_PATTERN = re.compile(r"^[\w-]{2,40}$")
 CURRENT_KEY = "current_style"
 # Tables whose records belong to one style and go with it when it is deleted.
-STYLE_TABLES = ("images", "captions", "consents", "runs")
+STYLE_TABLES = ("images", "captions", "consents", "runs", "caption_undo")
 
 
 @dataclass
