@@ -10,6 +10,7 @@ from .captions import CaptionRecords, Captions
 from .consent import Consent
 from .erasure import Eraser
 from .generate import Playground
+from .images import Images
 from .jobs import JobRunner
 from .models import BaseModelSource, list_base_models
 from .store import Store
@@ -39,6 +40,8 @@ class Studio:
         self.caption_records = CaptionRecords(self.store)
         self.captions = Captions(self.store, self.workspace, self.styles, self.jobs,
                                  self.caption_records, self.base_model_for)
+        self.images = Images(self.store, self.workspace, self.styles, self.caption_records,
+                             self.erasure, self.jobs)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
         self.playground = Playground(self)
 
