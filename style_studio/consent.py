@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import ledger
-from .captions import CaptionRecords
 from .erasure import REVOKED_FLAG, Eraser, ErasureReport
 from .errors import InvalidInput, NotFound, StudioError
 from .files import sha256_file
@@ -32,11 +31,15 @@ from .licences import (
 from .store import Store, utc_now
 from .workspace import Workspace
 
+if TYPE_CHECKING:
+    from .captions import CaptionRecords
+
 EVIDENCE_TYPES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".txt", ".md",
                             ".eml", ".msg", ".doc", ".docx", ".odt", ".rtf", ".html", ".htm"})
 MAX_EVIDENCE_BYTES = 25 * 1024 * 1024
-BADGES = {"cleared": "✅ cleared", "pending": "⏳ pending", "refused": "⛔ refused",
-          "revoked": "🚫 revoked"}
+# Plain symbols, not emoji: they render in every font (and in headless test browsers).
+BADGES = {"cleared": "✓ cleared", "pending": "○ pending", "refused": "✗ refused",
+          "revoked": "⊘ revoked"}
 
 
 @dataclass
@@ -96,7 +99,7 @@ class ImageConsent:
     @property
     def badge(self) -> str:
         if not self.saved:
-            return "⛔ refused (file metadata)" if self.metadata_refusal else "❔ no record"
+            return "✗ refused (file metadata)" if self.metadata_refusal else "? no record"
         return BADGES.get(self.record.status, self.record.status)
 
 
@@ -278,8 +281,9 @@ class Consent:
                     continue
                 current = self._consent(image, self.store.get("consents", image_id))
                 new = replace(current.record, **{k: getattr(record, k) for k in chosen})
-                if new.status != current.record.status and not new.date:
-                    new.date = now[:10]  # the day the status changed is the record's date
+                if new.status != current.record.status and not (
+                        "date" in chosen and record.date):
+                    new.date = now[:10]  # unless given, a status change is dated today
                 problem = self._problem(current, new)
                 if problem:
                     report.skipped.append((current.filename or image_id, problem))
@@ -373,12 +377,16 @@ class Consent:
                       style_id: str | None = None) -> EraseReport:
         """Erase every image by one creator, in one style or (style_id None) in all."""
         reason = _reason(reason, "erase this creator's images")
+        return self.erase(self.by_creator(creator, style_id), reason)
+
+    def by_creator(self, creator: str, style_id: str | None = None) -> list[str]:
+        """Ids of the images recorded as made by `creator` (case and spacing ignored)."""
         ids = [c.image_id for c in self._all(style_id)
                if creator.strip() and _same_person(c.record.creator, creator)]
         if not ids:
             where = "this style" if style_id else "any style"
             raise NotFound(f"No image in {where} is recorded as made by '{creator}'.")
-        return self.erase(ids, reason)
+        return ids
 
     # -- gate and ledger ----------------------------------------------------------------
     def trainable(self, style_id: str) -> TrainingPlan:

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .captions import Caption
 from .errors import GateRefused
 from .licences import LICENCES, OVERRIDES_METADATA_REFUSAL
 
 if TYPE_CHECKING:
+    from .captions import Caption
     from .consent import ImageConsent
 
 
@@ -47,6 +47,10 @@ class TrainingPlan:
     excluded: list[Exclusion] = field(default_factory=list)
     obligations: list[str] = field(default_factory=list)
     attributions: list[str] = field(default_factory=list)
+
+    @property
+    def image_ids(self) -> list[str]:
+        return [item.image_id for item in self.included]
 
     @property
     def image_hashes(self) -> list[str]:

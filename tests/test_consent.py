@@ -170,7 +170,7 @@ def test_data_mining_prohibition_prefills_a_refusal(studio, style, value, refuse
     if refused:
         assert consent.record.status == "refused"
         assert "IPTC plus:DataMining" in consent.record.reason
-        assert consent.badge == "⛔ refused (file metadata)"
+        assert consent.badge == "✗ refused (file metadata)"
         assert reason.startswith("consent refused: the file's metadata says ")
     else:
         assert (consent.record.status, consent.record.reason) == ("pending", "")
@@ -203,7 +203,7 @@ def test_bulk_edit_changes_only_the_chosen_fields_and_keeps_history(studio, styl
     assert (first.record.creator, first.record.licence, first.record.status) == (
         "Ana", "CC-BY-4.0", "cleared")
     assert first.record.date == utc_now()[:10] and second.record.creator == "Bo"
-    assert first.badge == "✅ cleared" and third.badge == "❔ no record"
+    assert first.badge == "✓ cleared" and third.badge == "? no record"
 
     studio.consent.set(ids[0], ConsentRecord(licence="CC-BY-SA-4.0"), fields=["licence"])
     again = studio.consent.set(ids[0], ConsentRecord(licence="CC-BY-SA-4.0"), fields=["licence"])
@@ -235,6 +235,9 @@ def test_all_my_own_work_shortcut_and_bad_values(studio, style):
         studio.consent.set(one, ConsentRecord(date="3rd of May"))
     with pytest.raises(InvalidInput, match="Select at least one image"):
         studio.consent.set([], own())
+    studio.consent.set(one, ConsentRecord(status="pending", date="2024-05-03T10:00"),
+                       fields=["status", "date"])
+    assert studio.consent.get(one).record.date == "2024-05-03"
     report = studio.consent.set([one, "gone"], ConsentRecord(notes="x"), fields=["notes"])
     assert report.changed == [one] and report.skipped[0][0] == "gone"
 
@@ -273,7 +276,7 @@ def test_revoking_flags_runs_and_keeps_the_file(studio, style):
     assert studio.store.get("runs", used)["flags"] == [REVOKED_FLAG]
     assert studio.store.get("runs", unused)["flags"] == []
     assert (studio.workspace.style_dir(style.id) / image["stored_path"]).is_file()
-    assert studio.consent.get(image["id"]).badge == "🚫 revoked"
+    assert studio.consent.get(image["id"]).badge == "⊘ revoked"
     audit = [a for a in studio.store.all("audit") if a["action"] == "consent.revoke"]
     assert audit[0]["details"]["sha256"] == image["sha256"]
 
