@@ -3,6 +3,12 @@
 It lives in the core so that the trainer itself asks it: no UI path and no API call can
 train on an image whose consent is not cleared, whose licence does not allow it, or
 whose caption the artist has not approved.
+
+Decisions where the licence alone does not settle it: "own work – all rights reserved"
+covers only images whose relationship is "own work"; written permission needs evidence
+(a note or a document); a custom licence needs its text, and clearing it is the artist's
+recorded decision; a "no AI training" flag in the file (IPTC plus:DataMining) can only be
+lifted by own work or written permission. Every reason is reported, not just the first.
 """
 
 from __future__ import annotations

@@ -401,3 +401,29 @@ def test_importing_something_that_is_not_a_ledger_says_so(studio, style, tmp_pat
     bad.write_text(f"sha256,licence,status\n{image['sha256']},CC-BY-ND,cleared\n")
     report = studio.consent.import_ledger(style.id, bad)
     assert report.changed == [] and "Unknown licence" in report.skipped[0][1]
+
+
+XMP = f"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF
+ xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""
+  xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/">
+  <dc:creator><rdf:Seq><rdf:li>Mara Quill</rdf:li></rdf:Seq></dc:creator>
+  <plus:DataMining rdf:resource="{PLUS}DMI-PROHIBITED-AIMLTRAINING"/>
+ </rdf:Description></rdf:RDF></x:xmpmeta>"""
+
+
+def test_an_ingested_file_that_forbids_ai_training_is_refused_then_erased(studio, style,
+                                                                          tmp_path):
+    source = tmp_path / "quill.jpg"
+    Image.open(io.BytesIO(_png(5, 64))).save(source, "JPEG", quality=90, xmp=XMP.encode())
+    record = studio.images.ingest(style.id, [source]).added[0]
+    consent = studio.consent.get(record.id)
+    assert consent.record.creator == "Mara Quill" and consent.record.status == "refused"
+    assert "prohibited for AI/ML training" in consent.record.reason
+    studio.caption_records.set(record.id, "inkwash, a quill", approved=True)
+    assert studio.consent.trainable(style.id).excluded[0].reason.startswith("consent refused")
+
+    style_dir = studio.workspace.style_dir(style.id)
+    copies = [(style_dir / rel).read_bytes() for rel in (record.stored_path, record.thumb_path)]
+    studio.images.servable(record.id)  # what the page shows is a copy in the app's cache
+    studio.consent.erase_creator("mara quill", "deletion request", style.id)
+    assert not any(files_containing(studio.workspace.root, data) for data in copies)
