@@ -1,0 +1,180 @@
+"""What the Captions tab shows, computed from `studio.captions` (no components here).
+
+Kept apart from the layout so the tab module is only wiring; every value here is plain
+text, tables and (segment, label) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from style_studio.captions import CaptionRow
+from style_studio.jobs import Job
+from style_studio.studio import Studio
+from style_studio.wording import TokenReport
+
+STATUS_LABELS = {"approved": "✓ approved", "draft": "✎ draft", "missing": "○ no caption"}
+TABLE_HEADERS = ["#", "File", "Status", "Caption", "Tokens", "Origin"]
+PEOPLE_COLORS = {"gender": "#f4a261", "ethnicity": "#e76f51", "age": "#2a9d8f",
+                 "body": "#8e7dbe"}
+
+
+def md(text: Any) -> str:
+    """Escape text from files and models before it goes into Markdown."""
+    out = str(text if text is not None else "")
+    for char in "\\`*_{}[]<>#|":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+@dataclass
+class Overview:
+    """Everything about the style's captions that the tab shows at once."""
+
+    rows: list[CaptionRow]
+    tokens: TokenReport
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.image_id for r in self.rows]
+
+    def row(self, image_id: str | None) -> CaptionRow | None:
+        return next((r for r in self.rows if r.image_id == image_id), None)
+
+    def summary(self) -> str:
+        if not self.rows:
+            return ("No images in this style yet: add some in the **Images** tab, then "
+                    "caption them here.")
+        count = {k: sum(r.status == k for r in self.rows) for k in STATUS_LABELS}
+        over = len(self.tokens.over)
+        plural = "s" if len(self.rows) != 1 else ""
+        text = (f"**{len(self.rows)} image{plural}** · {count['approved']} approved · "
+                f"{count['draft']} draft · {count['missing']} without a caption. "
+                "Only approved captions are trained on.")
+        if over:
+            text += f" ⚠ {over} caption(s) are past the {self.tokens.limit}-token limit."
+        return text
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(f"{i + 1}. {r.filename} — {STATUS_LABELS[r.status]}", r.image_id)
+                for i, r in enumerate(self.rows)]
+
+    def table(self) -> list[list[Any]]:
+        out = []
+        for i, r in enumerate(self.rows):
+            count = self.tokens.counts.get(r.image_id)
+            tokens = "" if count is None else (
+                f"⚠ {count}" if r.image_id in self.tokens.over else str(count))
+            out.append([i + 1, r.filename, STATUS_LABELS[r.status], r.text, tokens, r.origin])
+        return out
+
+    def tokens_markdown(self) -> str:
+        report = self.tokens
+        if not report.available:
+            return f"Token counts: {md(report.reason)}"
+        text = (f"Token counts use the tokenizer of **{md(report.base_model)}** "
+                f"(limit {report.limit} tokens, start and end included; words past it are "
+                "cut off in training).")
+        if not report.over:
+            return text + " Every caption fits."
+        names = {r.image_id: r.filename for r in self.rows}
+        lines = [f"- {md(names.get(k, k))}: **{n}** tokens" for k, n in report.over.items()]
+        return text + "\n\n**Past the limit:**\n" + "\n".join(lines)
+
+
+def load_overview(studio: Studio, style_id: str) -> Overview:
+    rows = studio.captions.rows(style_id)
+    return Overview(rows, studio.captions.tokens(style_id))
+
+
+def pick(overview: Overview, current: str | None, step: int = 0) -> str | None:
+    """The image to edit: the current one moved by `step`, else the first."""
+    ids = overview.ids
+    if not ids:
+        return None
+    if current not in ids:
+        return ids[0]
+    return ids[max(0, min(len(ids) - 1, ids.index(current) + step))]
+
+
+def editor_status(overview: Overview, row: CaptionRow | None, trigger: str) -> str:
+    if row is None:
+        return "Choose an image."
+    parts = [f"**{STATUS_LABELS[row.status]}**", md(row.filename)]
+    if row.origin:
+        parts.append(md(row.origin))
+    count = overview.tokens.counts.get(row.image_id)
+    if count is not None:
+        parts.append(f"{count} of {overview.tokens.limit} tokens")
+    text = " · ".join(parts)
+    if row.image_id in overview.tokens.over:
+        text += "\n\n⚠ Past the token limit: the end of this caption is cut off in training."
+    if row.text and trigger and trigger.lower() not in row.text.lower():
+        text += f"\n\nThis caption does not contain the trigger word **{md(trigger)}**."
+    return text
+
+
+def stats_markdown(studio: Studio, style_id: str) -> tuple[str, list[list[Any]]]:
+    stats = studio.captions.stats(style_id)
+    if not stats.captions:
+        return "No captions yet.", []
+    text = (f"{stats.captions} captions · {stats.words} words ({stats.unique} different) · "
+            f"{stats.average_words} words per caption on average.")
+    if stats.without_trigger:
+        text += f" {len(stats.without_trigger)} caption(s) lack the trigger word."
+    if stats.rare:
+        text += ("\n\nUsed in one caption only (check they are consistent): "
+                 + ", ".join(md(w) for w in stats.rare[:40]))
+    return text, [[w.word, w.captions, w.uses] for w in stats.common]
+
+
+def review_view(studio: Studio, style_id: str,
+                overview: Overview) -> tuple[str, list[tuple[str, str | None]]]:
+    """A summary of people-words per category, and every caption using them highlighted."""
+    found = studio.captions.wording(style_id)
+    if not found.hits:
+        return "No words about gender, ethnicity, age or body in the captions.", []
+    lines = [f"- **{md(category)}**: " + ", ".join(f"{md(w)} ({n})" for w, n in words.items())
+             for category, words in found.counts.items()]
+    text = ("Words about people are highlighted so you choose them consciously: they teach "
+            "the model who belongs to your style. Nothing is changed for you.\n\n"
+            + "\n".join(lines))
+    segments: list[tuple[str, str | None]] = []
+    for row in overview.rows:
+        if row.image_id in found.hits:
+            segments.append((f"{row.filename}: ", None))
+            segments += studio.captions.highlight(row.text)
+            segments.append(("\n", None))
+    return text, segments
+
+
+def job_markdown(job: Job | None) -> str:
+    if job is None:
+        return ""
+    if job.status in ("queued", "running"):
+        waiting = " (waiting for the device)" if job.status == "queued" else ""
+        return f"**Auto-captioning{waiting}… {job.progress:.0%}** — {md(job.message)}"
+    if job.status == "failed":
+        return f"✗ **Auto-captioning failed:** {md(job.error)}"
+    result = job.result or {}
+    failures = result.get("failures") or job.extra.get("failures") or []
+    if job.status == "cancelled":
+        text = f"Auto-captioning was cancelled after {job.extra.get('done', 0)} image(s)."
+    else:
+        text = (f"**Auto-captioned {result.get('captioned', 0)} image(s)** with "
+                f"{md(result.get('model', ''))} as drafts: read, edit and approve each one.")
+        if result.get("message"):
+            text = md(result["message"])
+    skipped = result.get("skipped") or []
+    if skipped:
+        text += f" {len(skipped)} kept as they were (already captioned or approved)."
+    if failures:
+        text += "\n\n**Could not caption:**\n" + "\n".join(
+            f"- {md(f['filename'])}: {md(f['reason'])}" for f in failures)
+    return text
+
+
+def captioner_choices(studio: Studio) -> list[tuple[str, str]]:
+    return [(s.label + ("" if s.available else " — not downloaded"), s.ref)
+            for s in studio.captions.list_captioners()]

@@ -1,0 +1,101 @@
+"""The Captions tab in a real browser: auto-caption with the tiny model, edit, approve."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from PIL import Image, ImageDraw
+from playwright.sync_api import expect
+
+from browser import screenshot
+from style_studio.studio import Studio
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_workspace(tmp_path):
+    """One style with one image, imported through the Images service before the app starts."""
+    root = tmp_path / "workspace"
+    picture = tmp_path / "heron.png"
+    image = Image.new("RGB", (320, 256), (236, 230, 214))
+    draw = ImageDraw.Draw(image)
+    draw.line((60, 230, 150, 40), fill=(40, 40, 48), width=9)
+    draw.ellipse((140, 30, 200, 80), fill=(60, 60, 70))
+    image.save(picture)
+    with Studio.open(root) as studio:
+        style = studio.styles.create("Ink washes", trigger="inkwash")
+        report = studio.images.ingest(style.id, [picture])
+        assert report.added, report
+    return root
+
+
+def stored_captions(workspace) -> dict:
+    return json.loads((workspace / "studio.json").read_text())["captions"]
+
+
+def test_auto_caption_then_edit_and_approve(app_url, page):
+    page.goto(str(app_url))
+    page.get_by_role("tab", name="Captions").click()
+    summary = page.locator("#captions-summary")
+    expect(summary).to_contain_text("1 image", timeout=20_000)
+    expect(summary).to_contain_text("1 without a caption")
+    status = page.locator("#captions-status")
+    expect(status).to_contain_text("no caption")
+
+    # Draft with the tiny random captioner: the same job and code path as a real model.
+    page.locator("#captions-custom-model textarea, #captions-custom-model input").first.fill(
+        "tiny-blip")
+    expect(page.locator("#captions-model-info")).to_contain_text("random words")
+    page.locator("#captions-auto-run").click()
+    expect(page.locator("#captions-job")).to_contain_text("Auto-captioned 1 image",
+                                                          timeout=60_000)
+    box = page.locator("#captions-text textarea")
+    expect(box).to_have_value(re.compile(r"^inkwash, \w+"), timeout=15_000)
+    expect(status).to_contain_text("draft")
+    expect(status).to_contain_text("auto: tiny-blip")
+
+    # The artist's own words, then approval: the status changes in the editor and table.
+    box.fill("[trigger], an old woman watching a grey heron lift off, loose ink wash")
+    page.locator("#captions-approve").click()
+    expect(status).to_contain_text("approved", timeout=15_000)
+    expect(box).to_have_value("inkwash, an old woman watching a grey heron lift off, "
+                              "loose ink wash")
+    # The wording review marks the words about people; it never changes them.
+    expect(page.locator("#captions-wording")).to_contain_text("old woman")
+    expect(page.locator("#captions-wording")).to_contain_text("gender · age")
+    expect(page.locator("#captions-table")).to_contain_text("✓ approved")
+    expect(summary).to_contain_text("1 approved")
+    page.locator(".toast-close").first.click()
+    screenshot(page, "captions-approved")
+
+    (caption,) = stored_captions(app_url.workspace).values()
+    assert caption["status"] == "approved"
+    assert caption["text"].startswith("inkwash, an old woman watching")
+    assert caption["origin"]["kind"] == "manual" and caption["origin"]["model"] == "tiny-blip"
+
+    # A bulk replace shows at once in the table, and undo brings the words back.
+    page.get_by_text("Bulk edit").click()
+    page.get_by_label("Find").fill("grey heron")
+    page.get_by_label("Replace with").fill("white egret")
+    page.locator("#captions-replace").click()
+    table = page.locator("#captions-table")
+    expect(page.locator("#captions-bulk-result")).to_contain_text("changed 1 caption",
+                                                                  timeout=15_000)
+    expect(table).to_contain_text("white egret")
+    page.locator("#captions-undo").click()
+    expect(page.locator("#captions-bulk-result")).to_contain_text("restored 1 caption",
+                                                                  timeout=15_000)
+    expect(table).to_contain_text("grey heron")
+    expect(table).to_contain_text("✓ approved")
+
+    page.get_by_text("Words, tokens and wording review").click()
+    expect(page.locator("#captions-tokens")).to_contain_text("tokenizer of tiny-sd15")
+    expect(page.locator("#captions-review")).to_contain_text("old woman (1)")
+    screenshot(page, "captions-bulk-undo-and-review")
+
+    page.locator("#captions-unapprove").click()
+    expect(status).to_contain_text("draft", timeout=15_000)
+    expect(summary).to_contain_text("0 approved")
