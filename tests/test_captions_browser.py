@@ -59,6 +59,7 @@ def test_auto_caption_then_edit_and_approve(app_url, page):
 
     # The artist's own words, then approval: the status changes in the editor and table.
     box.fill("[trigger], an old woman watching a grey heron lift off, loose ink wash")
+    expect(page.locator("#captions-live-tokens")).to_contain_text("of 77 tokens")
     page.locator("#captions-approve").click()
     expect(status).to_contain_text("approved", timeout=15_000)
     expect(box).to_have_value("inkwash, an old woman watching a grey heron lift off, "

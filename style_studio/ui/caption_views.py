@@ -115,6 +115,16 @@ def editor_status(overview: Overview, row: CaptionRow | None, trigger: str) -> s
     return text
 
 
+def live_tokens(report: TokenReport) -> str:
+    """One line under the caption box while typing."""
+    if not report.available or "typed" not in report.counts:
+        return ""
+    count, limit = report.counts["typed"], report.limit
+    if report.over:
+        return f"⚠ {count} of {limit} tokens: the end of this caption is cut off in training."
+    return f"{count} of {limit} tokens"
+
+
 def stats_markdown(studio: Studio, style_id: str) -> tuple[str, list[list[Any]]]:
     stats = studio.captions.stats(style_id)
     if not stats.captions:

@@ -61,6 +61,7 @@ def build(ctx: UIContext) -> None:
             status = gr.Markdown(elem_id="captions-status")
             text = gr.Textbox(label="Caption", lines=5, elem_id="captions-text",
                               info="Type [trigger] to insert the style's trigger word.")
+            live_tokens = gr.Markdown(elem_id="captions-live-tokens")
             with gr.Row():
                 prev_btn = gr.Button("◀ Previous", elem_id="captions-prev")
                 next_btn = gr.Button("Next ▶", elem_id="captions-next")
@@ -218,6 +219,14 @@ def build(ctx: UIContext) -> None:
         image_id = image_ids[index]
         return (image_id, *choose(style_id, image_id))
 
+    def live(style_id: str | None, words: str):
+        """Highlights and token count of the text as it is typed, before it is saved."""
+        words = words or ""
+        if not style_id or not words.strip():
+            return studio.captions.highlight(words), ""
+        report = studio.captions.tokens(style_id, {"typed": words})
+        return studio.captions.highlight(words), views.live_tokens(report)
+
     # -- auto-captioning ---------------------------------------------------------------
     def chosen_model(picked: str | None, typed: str) -> str:
         return (typed or "").strip() or (picked or "")
@@ -325,8 +334,7 @@ def build(ctx: UIContext) -> None:
     approve_btn.click(save_with("approve"), inputs, [*list_outputs, *words_outputs])
     approve_next_btn.click(save_with("approve", 1), inputs, [*list_outputs, *words_outputs])
     draft_btn.click(save_with("unapprove"), inputs, [*list_outputs, *words_outputs])
-    text.change(lambda t: studio.captions.highlight(t or ""), text, wording,
-                show_progress="hidden")
+    text.change(live, [ctx.style, text], [wording, live_tokens], show_progress="hidden")
     table.select(select_row, [ids, ctx.style], [current, image, status, text, wording])
 
     model.change(describe, [model, custom], model_info)
