@@ -170,8 +170,10 @@ class Captioner:
         inputs = self._inputs(image.convert("RGB"), detailed).to(self.device, dtype=self.dtype)
         output = self.model.generate(**inputs, **GENERATION,
                                      max_new_tokens=MAX_NEW_TOKENS[detailed])
-        if self.backend == "generic" and not self.model.config.is_encoder_decoder:
-            output = output[:, inputs["input_ids"].shape[1]:]  # drop the echoed prompt
+        prompt = inputs.get("input_ids")
+        if self.backend == "generic" and prompt is not None and \
+                not self.model.config.is_encoder_decoder:
+            output = output[:, prompt.shape[1]:]  # a decoder-only model echoes its prompt
         return clean_caption(self.processor.batch_decode(output, skip_special_tokens=True)[0])
 
     def _inputs(self, image: Image.Image, detailed: bool) -> Any:

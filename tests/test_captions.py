@@ -14,10 +14,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 from transformers import (
+    BertTokenizer,
     BlipForConditionalGeneration,
     BlipProcessor,
+    CLIPImageProcessor,
     CLIPTokenizer,
     Florence2ForConditionalGeneration,
+    GitConfig,
+    GitForCausalLM,
+    GitProcessor,
 )
 
 from style_studio.caption_edits import UNDO_TABLE
@@ -98,6 +103,31 @@ def test_tiny_florence2_goes_through_the_same_path(tmp_path):
     image = Image.new("RGB", (80, 50), (20, 120, 200))
     assert captioner.caption(image)
     assert captioner.caption(image, detailed=True)
+
+
+def test_any_image_to_text_folder_loads_through_the_auto_classes(tmp_path):
+    """A model that is neither BLIP nor Florence-2 (here a tiny GIT, decoder-only) is
+    loaded with AutoModelForImageTextToText + AutoProcessor from its folder."""
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
+    processor = GitProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                           crop_size={"height": 32, "width": 32}),
+        tokenizer=BertTokenizer(vocab=vocab, do_lower_case=True))
+    config = GitConfig(
+        vision_config={"hidden_size": 32, "image_size": 32, "patch_size": 8,
+                       "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "intermediate_size": 37},
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=37, max_position_embeddings=128, bos_token_id=vocab["[CLS]"],
+        eos_token_id=vocab["[SEP]"], pad_token_id=0)
+    folder = tmp_path / "my-captioner"
+    torch.manual_seed(0)
+    GitForCausalLM(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    captioner = load_captioner(str(folder), tmp_path)
+    assert captioner.backend == "generic" and isinstance(captioner.model, GitForCausalLM)
+    words = captioner.caption(Image.new("RGB", (50, 40), (200, 10, 10)))
+    assert words and set(words.split()) <= set(WORDS)
 
 
 def test_a_hub_model_missing_offline_fails_at_once_naming_the_fetch_command(studio, style,
