@@ -1,0 +1,71 @@
+"""Sample images during training: fixed prompts and seeds, so steps can be compared.
+
+Files are `samples/step-<NNNNNN>-<k>.png` (k = prompt index) with the prompt, seed,
+step and run id in PNG text chunks. Sampling stops between denoising steps when the
+artist cancels, so a cancel never waits for a whole grid.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+from PIL import PngImagePlugin
+
+from .files import atomic_write_bytes
+from .training_config import TrainConfig
+
+
+class _Stop(Exception):
+    """Raised from the pipeline callback to abandon a sample when cancelled."""
+
+
+def sample_name(step: int, index: int) -> str:
+    return f"step-{step:06d}-{index}.png"
+
+
+class SampleWriter:
+    def __init__(self, pipe: DiffusionPipeline, run_dir: Path, config: TrainConfig, family: str,
+                 device: torch.device, cancelled: Callable[[], bool]):
+        self.pipe = pipe
+        self.folder = Path(run_dir) / "samples"
+        self.config = config
+        self.size = config.resolution_for(family)
+        self.device = device
+        self.cancelled = cancelled
+        self.prompts = list(config.sample_prompts)
+
+    def _stop_if_cancelled(self, pipe, step, timestep, kwargs):  # diffusers callback shape
+        if self.cancelled():
+            raise _Stop
+        return kwargs
+
+    @torch.no_grad()
+    def write(self, step: int, run_id: str) -> list[Path]:
+        """One image per prompt at this step; returns the files written."""
+        written = []
+        for index, prompt in enumerate(self.prompts):
+            if self.cancelled():
+                break
+            seed = self.config.seed_for(index)
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            try:
+                image = self.pipe(prompt, num_inference_steps=self.config.sample_steps,
+                                  guidance_scale=self.config.sample_guidance,
+                                  generator=generator, height=self.size, width=self.size,
+                                  callback_on_step_end=self._stop_if_cancelled).images[0]
+            except _Stop:
+                break
+            info = PngImagePlugin.PngInfo()
+            for key, value in (("prompt", prompt), ("seed", str(seed)), ("step", str(step)),
+                               ("run_id", run_id), ("Software", "Style Studio")):
+                info.add_text(key, value)
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", pnginfo=info)
+            path = self.folder / sample_name(step, index)
+            atomic_write_bytes(path, buffer.getvalue())
+            written.append(path)
+        return written

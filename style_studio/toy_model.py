@@ -1,0 +1,154 @@
+"""The built-in toy model: the tiny SD 1.x model, pretrained here as a generic denoiser.
+
+A tiny UNet with random weights learns no style at all: a LoRA on it only learns to
+denoise, whatever the images (STACK-NOTES). Pretraining the tiny UNet for a few hundred
+steps on procedurally drawn shapes in random colours gives it a generic prior, and
+then a LoRA visibly learns a palette and texture. It is the learning test's base and
+the offline demo's base; its outputs are coloured blobs, not art.
+
+The seed-0 model ships in `assets/toy-sd15/` (made by `python -m style_studio.toy_model`)
+so tests and the demo copy it instead of spending ~2 minutes of CPU on every fresh
+machine; other seeds, or a checkout without the asset, are built on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, DiffusionPipeline
+
+from .files import atomic_write_json
+from .synthetic import shapes_image
+from .tiny_models import TINY_MARKER, build_tiny_pipeline
+
+TOY_ID = "toy-sd15"
+TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
+             "workflow; real styles need SD 1.5 or SDXL")
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / TOY_ID
+
+
+@dataclass(frozen=True)
+class ToyRecipe:
+    """The measured recipe (STACK-NOTES): full weights, lr 1e-3, 32x32 latents."""
+
+    steps: int = 400
+    learning_rate: float = 1e-3
+    batch_size: int = 4
+    image_size: int = 256
+    pool_size: int = 48
+
+
+def toy_folder_name(seed: int) -> str:
+    return TOY_ID if seed == 0 else f"{TOY_ID}-seed{seed}"
+
+
+def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
+                 recipe: ToyRecipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents (VAE means) and text embeddings of a pool of random shape images."""
+    pictures, captions = zip(*(shapes_image(rng, recipe.image_size)
+                               for _ in range(recipe.pool_size)), strict=True)
+    pixels = torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).float()
+    pixels = pixels.permute(0, 3, 1, 2) / 127.5 - 1.0
+    with torch.no_grad():
+        latents = torch.cat([pipe.vae.encode(chunk).latent_dist.mean
+                             for chunk in pixels.split(8)]) * pipe.vae.config.scaling_factor
+        ids = pipe.tokenizer(list(captions), padding="max_length", truncation=True,
+                             max_length=pipe.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids
+        embeds = pipe.text_encoder(ids)[0]
+    return latents, embeds
+
+
+def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()) -> list[float]:
+    """Train the tiny UNet's full weights as a denoiser of shape images; returns losses."""
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    latents, embeds = _encode_pool(pipe, rng, recipe)
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    unet = pipe.unet
+    unet.train()
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.learning_rate)
+    losses = []
+    for _ in range(recipe.steps):
+        pick = torch.randint(0, len(latents), (recipe.batch_size,), generator=gen)
+        clean = latents[pick]
+        noise = torch.randn(clean.shape, generator=gen)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps,
+                                  (recipe.batch_size,), generator=gen)
+        noisy = scheduler.add_noise(clean, noise, timesteps)
+        pred = unet(noisy, timesteps, embeds[pick]).sample
+        loss = F.mse_loss(pred, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    unet.eval()
+    return losses
+
+
+def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()) -> Path:
+    """Pretrain the tiny SD 1.x model and save it as a diffusers folder at `folder`."""
+    with torch.random.fork_rng(devices=[]):
+        pipe = build_tiny_pipeline("sd15", seed)
+        losses = pretrain(pipe, seed, recipe)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    marker = {"kind": "toy", "family": "sd15", "seed": seed, "note": TOY_LABEL,
+              "recipe": recipe.__dict__,
+              "loss_first_50": float(np.mean(losses[:50])),
+              "loss_last_50": float(np.mean(losses[-50:]))}
+    atomic_write_json(folder / TINY_MARKER, marker)
+    return folder
+
+
+def ensure_toy_model(models_dir: Path, seed: int = 0) -> Path:
+    """The toy model's folder under `models_dir`, made once (copied from assets for seed 0).
+
+    Written into a hidden temp folder and renamed into place, so an interrupted build
+    never leaves a folder that looks complete.
+    """
+    models_dir = Path(models_dir)
+    folder = models_dir / toy_folder_name(seed)
+    if (folder / "model_index.json").is_file():
+        return folder
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
+    try:
+        if seed == 0 and (ASSET_DIR / "model_index.json").is_file():
+            shutil.copytree(ASSET_DIR, tmp, dirs_exist_ok=True)
+        else:
+            build_toy_model(tmp, seed)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "model_index.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rebuild the shipped toy model: python -m style_studio.toy_model --out assets/toy-sd15"""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", type=Path, default=ASSET_DIR)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    build_toy_model(args.out, args.seed)
+    print(f"toy model written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

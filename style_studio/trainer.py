@@ -1,0 +1,543 @@
+"""The LoRA training loop (diffusers + peft + accelerate) for SD 1.x and SDXL.
+
+One `Trainer` trains one run in the worker thread: it loads the base model, adds LoRA
+adapters, encodes the gate's images once (cached), then steps. All randomness of a
+step (latent sampling, noise, timesteps, flips, caption dropout) comes from one
+seeded generator whose state is checkpointed with the optimizer and LR schedule, and
+the batch order is a function of (seed, epoch): a resumed run equals an uninterrupted
+one. A non-finite loss stops the run before anything is saved from that state.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import compute_snr
+from peft import LoraConfig
+
+from .checkpoints import STATE_DIR, CheckpointFolder, TrainingState, read_state, replace_folder
+from .checkpoints import write_state as write_training_state
+from .conditioning import TextConditioner, time_ids
+from .errors import InvalidInput, JobCancelled, StudioError
+from .files import atomic_write_text
+from .gate import TrainItem
+from .lora_export import (
+    DIFFUSERS_NAME,
+    all_finite,
+    kohya_state,
+    lora_state,
+    write_diffusers,
+    write_kohya,
+)
+from .models import DeviceChoice, load_pipeline, pick_device
+from .sampling import SampleWriter
+from .training_config import TARGETS, TEXT_ENCODER_TARGETS, TrainConfig
+from .training_data import (
+    BatchOrder,
+    DatasetSpec,
+    LatentCache,
+    TrainExample,
+    build_examples,
+    pixel_step,
+)
+
+SMOOTHING = 0.9
+
+
+class TrainingDiverged(StudioError):
+    """The loss or the weights became NaN/inf."""
+
+
+class OutOfMemory(StudioError):
+    """The GPU ran out of memory; the message says what to lower."""
+
+
+class SaveFailed(StudioError):
+    """A checkpoint or the final LoRA could not be written."""
+
+
+class Reporter(Protocol):
+    """What the trainer needs from a job context."""
+
+    def progress(self, fraction: float, message: str = "", **extra: Any) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+
+@dataclass
+class TrainSpec:
+    """One run as the service hands it to the trainer."""
+
+    run_id: str
+    run_dir: Path
+    family: str
+    base_ref: str
+    models_dir: Path
+    config: TrainConfig
+    items: list[TrainItem]
+    trigger: str
+    cache_root: Path
+    identity: str
+    kohya_name: str
+    metadata: Callable[[str, int | None], dict[str, Any]]  # (format, step) -> __metadata__
+    resume: bool = False
+    on_checkpoint: Callable[[int], None] | None = None
+
+
+@dataclass
+class Outcome:
+    step: int
+    total_steps: int
+    cache_hits: int
+    cache_misses: int
+
+
+def _precision(config: TrainConfig, device: DeviceChoice) -> str:
+    if not device.device.startswith("cuda"):
+        return "no"  # CPU and MPS train in fp32; autocast there is slower or unsupported
+    if config.mixed_precision == "auto":
+        return "bf16" if device.dtype == torch.bfloat16 else "fp16"
+    return config.mixed_precision
+
+
+class Trainer:
+    """Trains one run; `prepare()` then `run()`, or `train_step()` for benchmarks."""
+
+    def __init__(self, spec: TrainSpec, reporter: Reporter):
+        self.spec = spec
+        self.cfg = spec.config
+        self.reporter = reporter
+        self.checkpoints = CheckpointFolder(spec.run_dir)
+        self.step = 0
+        self.ema = 0.0
+        self.ema_n = 0
+        self.elapsed_before = 0.0
+        self.last_saved = 0
+
+    # -- setup ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        cfg, spec = self.cfg, self.spec
+        self.device = pick_device(cfg.device)
+        self.accelerator = Accelerator(mixed_precision=_precision(cfg, self.device),
+                                       cpu=self.device.device == "cpu")
+        self.dev = self.accelerator.device
+        self._status("Loading the base model")
+        self.pipe = load_pipeline(spec.base_ref, spec.family, spec.models_dir, self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.unet = self.pipe.unet
+        self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        self.text = TextConditioner(self.pipe, spec.family)
+        self._add_adapters()
+        self.examples = self._encode_dataset()
+        self.empty_text = self._empty_text()
+        self.order = BatchOrder([e.bucket for e in self.examples], cfg.batch_size, cfg.repeats,
+                                cfg.seed)
+        self.total_steps = (cfg.epochs * self.order.steps_per_epoch if cfg.epochs > 0
+                            else cfg.max_steps)
+        self._optimizer()
+        self.generator = torch.Generator(device=self.dev).manual_seed(cfg.seed)
+        self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
+                                    lambda: self.reporter.cancel_requested)
+        if spec.resume:
+            self._restore()
+
+    def _add_adapters(self) -> None:
+        cfg = self.cfg
+        for module in [self.unet, self.pipe.vae, *self.text.encoders]:
+            module.requires_grad_(False)
+        torch.manual_seed(cfg.seed)  # LoRA's gaussian init draws from the global RNG
+        self.configs = {"unet": LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha,
+                                           init_lora_weights="gaussian",
+                                           target_modules=list(TARGETS[cfg.targets]))}
+        self.unet.add_adapter(self.configs["unet"])
+        self.models: dict[str, torch.nn.Module] = {"unet": self.unet}
+        if cfg.train_text_encoder:
+            names = ["text_encoder", "text_encoder_2"][:len(self.text.encoders)]
+            for name, encoder in zip(names, self.text.encoders, strict=True):
+                self.configs[name] = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha,
+                                                init_lora_weights="gaussian",
+                                                target_modules=list(TEXT_ENCODER_TARGETS))
+                encoder.add_adapter(self.configs[name])
+                self.models[name] = encoder
+        for model in self.models.values():  # trainable LoRA weights in fp32, base stays low
+            for param in model.parameters():
+                if param.requires_grad:
+                    param.data = param.data.float()
+        if cfg.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+            for name, encoder in self.models.items():
+                if name != "unet":
+                    encoder.gradient_checkpointing_enable()
+
+    def _encode_dataset(self) -> list[TrainExample]:
+        cfg, spec, vae = self.cfg, self.spec, self.pipe.vae
+        vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        step = pixel_step(vae_scale, len(self.unet.config.block_out_channels))
+        data_spec = DatasetSpec(cfg.resolution_for(spec.family), step, spec.trigger, cfg.flip,
+                                cache_text=not cfg.train_text_encoder)
+        vae_dtype = vae.dtype
+        if vae_dtype != torch.float32:
+            vae.to(torch.float32)  # SDXL's VAE overflows in fp16; latents are cached anyway
+
+        @torch.no_grad()
+        def encode_image(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            dist = vae.encode(pixels.to(self.dev, torch.float32)).latent_dist
+            return dist.mean, dist.std
+
+        @torch.no_grad()
+        def encode_text(caption: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+            out = self.text.encode([caption], self.dev)
+            return out.embeds[0], None if out.pooled is None else out.pooled[0]
+
+        self.cache = LatentCache(spec.cache_root, spec.identity)
+        try:
+            return build_examples(
+                spec.items, data_spec, self.cache, encode_image, encode_text,
+                progress=lambda done, total, msg: self.reporter.progress(
+                    0.0, msg, phase="preparing", prepared=done, images=total),
+                check_cancelled=self._check_cancelled_early)
+        finally:
+            if vae_dtype != torch.float32:
+                vae.to(vae_dtype)
+
+    def _check_cancelled_early(self) -> None:
+        if self.reporter.cancel_requested:
+            raise JobCancelled("Cancelled while preparing the images; nothing was trained.")
+
+    @torch.no_grad()
+    def _empty_text(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.text.encode([""], self.dev)
+        return out.embeds[0].float().cpu(), None if out.pooled is None else out.pooled[0].cpu()
+
+    def _optimizer(self) -> None:
+        cfg = self.cfg
+        groups = [{"params": [p for p in self.unet.parameters() if p.requires_grad],
+                   "lr": cfg.learning_rate}]
+        for name, model in self.models.items():
+            if name != "unet":
+                groups.append({"params": [p for p in model.parameters() if p.requires_grad],
+                               "lr": cfg.text_encoder_lr})
+        self.params = [p for group in groups for p in group["params"]]
+        if cfg.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate,
+                                          weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adafactor":
+            from transformers.optimization import Adafactor
+
+            optimizer = Adafactor(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  scale_parameter=False, relative_step=False, warmup_init=False)
+        else:
+            optimizer = torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=0.9,
+                                        weight_decay=cfg.weight_decay)
+        scheduler = get_scheduler(cfg.lr_scheduler, optimizer,
+                                  num_warmup_steps=cfg.lr_warmup_steps,
+                                  num_training_steps=self.total_steps)
+        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
+            self.unet, optimizer, scheduler)
+
+    # -- resume ---------------------------------------------------------------------------
+    def _restore(self) -> None:
+        self.checkpoints.clean_temp()
+        step = self.checkpoints.latest()
+        if step is None:
+            self.reporter.log("No complete checkpoint yet: starting again from step 0.")
+            return
+        state = read_state(self.checkpoints.path(step) / STATE_DIR)
+        self._load_lora(state.lora)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.lr_scheduler.load_state_dict(state.scheduler)
+        self.generator.set_state(state.generator.to("cpu"))
+        self.step = self.last_saved = state.step
+        self.ema = float(state.extra.get("ema", 0.0))
+        self.ema_n = int(state.extra.get("ema_n", 0))
+        self.elapsed_before = float(state.extra.get("elapsed_s", 0.0))
+        self.checkpoints.drop_after(step)
+        self._truncate_metrics(step)
+        self.reporter.log(f"Resumed from the checkpoint at step {step}.")
+
+    def _load_lora(self, state: dict[str, torch.Tensor]) -> None:
+        wanted = dict(state)
+        for prefix, model in self.models.items():
+            model = self.accelerator.unwrap_model(model)
+            for name, param in model.named_parameters():
+                if "lora_" in name:
+                    key = f"{prefix}.{name.replace('.default', '')}"
+                    with torch.no_grad():
+                        param.copy_(wanted.pop(key).to(param.device, param.dtype))
+        if wanted:
+            raise InvalidInput("The checkpoint does not match this run's LoRA layout "
+                               f"({len(wanted)} unexpected tensors); start a new run.")
+
+    def _truncate_metrics(self, step: int) -> None:
+        path = self.spec.run_dir / "metrics.jsonl"
+        if path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= step]
+            atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+    # -- one step -------------------------------------------------------------------------
+    def _batch(self, step: int) -> dict[str, torch.Tensor]:
+        _, indices = self.order.batch_at(step)
+        examples = [self.examples[i] for i in indices]
+        gen, dev, n = self.generator, self.dev, len(examples)
+        flips = (torch.rand(n, generator=gen, device=dev) < 0.5).tolist() if self.cfg.flip \
+            else [False] * n
+        drops = (torch.rand(n, generator=gen, device=dev) < self.cfg.caption_dropout).tolist() \
+            if self.cfg.caption_dropout > 0 else [False] * n
+        stats = torch.stack([e.latent_flipped if f and e.latent_flipped is not None
+                             else e.latent for e, f in zip(examples, flips, strict=True)])
+        stats = stats.to(dev)
+        mean, std = stats[:, 0], stats[:, 1]
+        latents = mean + std * torch.randn(mean.shape, generator=gen, device=dev)
+        latents = latents * self.pipe.vae.config.scaling_factor
+        batch = {"latents": latents}
+        if self.cfg.train_text_encoder:
+            batch["captions"] = ["" if d else e.caption for e, d in zip(examples, drops,
+                                                                        strict=True)]
+        else:
+            embeds = [self.empty_text[0] if d else e.embeds for e, d in zip(examples, drops,
+                                                                             strict=True)]
+            batch["embeds"] = torch.stack(embeds).to(dev)
+            if self.spec.family == "sdxl":
+                pooled = [self.empty_text[1] if d else e.pooled
+                          for e, d in zip(examples, drops, strict=True)]
+                batch["pooled"] = torch.stack(pooled).to(dev)
+        if self.spec.family == "sdxl":
+            batch["time_ids"] = torch.stack([
+                time_ids(e.original_size, e.crop_top_left, (e.bucket[1], e.bucket[0]))
+                for e in examples]).to(dev)
+        return batch
+
+    def _conditioning(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict | None]:
+        if "captions" in batch:
+            out = self.text.encode(batch["captions"], self.dev)
+            embeds, pooled = out.embeds, out.pooled
+        else:
+            embeds, pooled = batch["embeds"], batch.get("pooled")
+        if self.spec.family != "sdxl":
+            return embeds, None
+        return embeds, {"text_embeds": pooled, "time_ids": batch["time_ids"]}
+
+    def denoising_loss(self, pred: torch.Tensor, target: torch.Tensor,
+                       timesteps: torch.Tensor) -> torch.Tensor:
+        """MSE per sample, weighted by min-SNR-γ (Hang et al. 2023) when γ > 0."""
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none")
+        per_sample = per_sample.mean(dim=list(range(1, per_sample.ndim)))
+        gamma = self.cfg.min_snr_gamma
+        if gamma <= 0:
+            return per_sample.mean()
+        snr = compute_snr(self.noise_scheduler, timesteps)
+        weight = torch.clamp(snr, max=gamma) / snr
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            weight = torch.clamp(snr, max=gamma) / (snr + 1)
+        return (per_sample * weight).mean()
+
+    def train_step(self, step: int) -> float:
+        """One optimizer step on the batch of 0-based `step`; returns the loss."""
+        batch = self._batch(step)
+        latents, gen, dev = batch["latents"], self.generator, self.dev
+        noise = torch.randn(latents.shape, generator=gen, device=dev)
+        if self.cfg.noise_offset > 0:
+            noise = noise + self.cfg.noise_offset * torch.randn(
+                (*latents.shape[:2], 1, 1), generator=gen, device=dev)
+        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps,
+                                  (latents.shape[0],), generator=gen, device=dev)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        with self.accelerator.autocast():
+            embeds, added = self._conditioning(batch)
+            pred = self.unet(noisy, timesteps, embeds, added_cond_kwargs=added).sample
+        loss = self.denoising_loss(pred, target, timesteps)
+        value = float(loss.detach())
+        if value != value or value in (float("inf"), float("-inf")):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(self._diverged_message(step + 1, value))
+        self.accelerator.backward(loss)
+        if self.cfg.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return value
+
+    def _diverged_message(self, step: int, value: float) -> str:
+        last = f"step {self.last_saved}" if self.last_saved else "none yet"
+        lr = self.cfg.learning_rate
+        return (f"Training stopped at step {step}: the loss became {value} instead of a "
+                f"number, so the weights were going wrong. Nothing from this state was saved "
+                f"or exported (last good checkpoint: {last}). Start a new run with a lower "
+                f"learning rate (now {lr:g}; try {lr / 4:g}), a smaller noise offset, or "
+                "min-SNR weighting on.")
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        """Train to the end; raises JobCancelled (after saving) when asked to stop."""
+        try:
+            return self._run()
+        except torch.cuda.OutOfMemoryError:
+            pass  # leave the except block first so its traceback frees the tensors
+        self.release()
+        raise OutOfMemory(self._oom_message())
+
+    def _oom_message(self) -> str:
+        cfg = self.cfg
+        hints = [f"batch size (now {cfg.batch_size})",
+                 f"resolution (now {cfg.resolution_for(self.spec.family)} px)",
+                 f"rank (now {cfg.rank})"]
+        if not cfg.gradient_checkpointing:
+            hints.append("or turn on gradient checkpointing")
+        if cfg.train_text_encoder:
+            hints.append("or stop training the text encoder")
+        return (f"The GPU ran out of memory at step {self.step + 1}. Lower the "
+                + ", ".join(hints) + ". The memory was freed; earlier checkpoints are kept.")
+
+    def _run(self) -> Outcome:
+        cfg, total = self.cfg, self.total_steps
+        metrics = (self.spec.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        self.session_t0 = session_t0 = time.monotonic()
+        train_time, session_steps = 0.0, 0
+        self.unet.train()
+        try:
+            while self.step < total:
+                if self.reporter.cancel_requested:
+                    self._stop()
+                t0 = time.monotonic()
+                loss = self.train_step(self.step)
+                self.step += 1
+                train_time += time.monotonic() - t0
+                session_steps += 1
+                self._log(metrics, loss, session_steps / max(train_time, 1e-9),
+                          time.monotonic() - session_t0)
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < total:
+                    self._sample()
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 \
+                        and self.step < total:
+                    self._checkpoint()
+        finally:
+            metrics.close()
+        self._sample()
+        self._export()
+        return Outcome(self.step, total, self.cache.stats.hits, self.cache.stats.misses)
+
+    def _stop(self) -> None:
+        if self.step > self.last_saved:
+            self._checkpoint()
+        where = f"step {self.step}" if self.step else "the start"
+        raise JobCancelled(f"Cancelled at {where}; a checkpoint was saved, so Resume continues "
+                           "from here.")
+
+    def _log(self, handle, loss: float, steps_per_s: float, session_s: float) -> None:
+        self.ema = SMOOTHING * self.ema + (1 - SMOOTHING) * loss
+        self.ema_n += 1
+        smooth = self.ema / (1 - SMOOTHING ** self.ema_n)
+        remaining = self.total_steps - self.step
+        eta = remaining / steps_per_s if steps_per_s > 0 else None
+        lr = float(self.lr_scheduler.get_last_lr()[0])
+        row = {"step": self.step, "loss": loss, "loss_smooth": smooth, "lr": lr,
+               "steps_per_s": steps_per_s, "eta_s": eta,
+               "time": round(self.elapsed_before + session_s, 3)}
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        eta_text = f" · about {_duration(eta)} left" if eta is not None else ""
+        self.reporter.progress(self.step / self.total_steps,
+                               f"Step {self.step}/{self.total_steps} · loss {smooth:.4f}"
+                               f"{eta_text}", phase="training", run_id=self.spec.run_id,
+                               step=self.step, total_steps=self.total_steps, loss=loss,
+                               loss_smooth=smooth, eta_s=eta, steps_per_s=steps_per_s)
+
+    def _status(self, message: str) -> None:
+        self.reporter.progress(0.0, message, phase="preparing", run_id=self.spec.run_id)
+
+    def _sample(self) -> None:
+        if not self.samples.prompts:
+            return
+        self.unet.eval()
+        try:
+            self.samples.write(self.step, self.spec.run_id)
+        finally:
+            self.unet.train()
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        models = {k: self.accelerator.unwrap_model(m) for k, m in self.models.items()}
+        state = lora_state(models)
+        if not all_finite(state):
+            raise TrainingDiverged(self._diverged_message(self.step, float("nan")))
+        return state
+
+    def _checkpoint(self) -> None:
+        state = self._state()
+        session_s = time.monotonic() - self.session_t0
+        extra = {"ema": self.ema, "ema_n": self.ema_n, "total_steps": self.total_steps,
+                 "elapsed_s": self.elapsed_before + session_s}
+        training = TrainingState(self.step, state, self.optimizer.state_dict(),
+                                 self.lr_scheduler.state_dict(),
+                                 self.generator.get_state().cpu(), extra)
+
+        def fill(folder: Path) -> None:
+            write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
+                            self.spec.metadata("diffusers", self.step))
+            write_training_state(folder / STATE_DIR, training)
+
+        try:
+            self.checkpoints.write(self.step, fill, self.cfg.keep_checkpoints)
+        except OSError as exc:
+            raise SaveFailed(f"Could not save the checkpoint at step {self.step} ({exc}). "
+                             "The earlier checkpoints are intact; free some disk space and "
+                             "press Resume.") from exc
+        self.last_saved = self.step
+        if self.spec.on_checkpoint:
+            self.spec.on_checkpoint(self.step)
+
+    def _export(self) -> None:
+        state = self._state()
+        alphas = {name: float(config.lora_alpha) for name, config in self.configs.items()}
+        kohya = kohya_state(state, alphas, self.spec.family,
+                            int(self.accelerator.unwrap_model(self.unet).config.layers_per_block))
+
+        def fill(folder: Path) -> None:
+            write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
+                            self.spec.metadata("diffusers", None))
+            write_kohya(folder / self.spec.kohya_name, kohya, self.spec.metadata("kohya", None))
+
+        try:
+            replace_folder(self.spec.run_dir / "lora", fill)
+        except OSError as exc:
+            raise SaveFailed(f"Could not write the finished LoRA ({exc}). The checkpoints are "
+                             "intact; free some disk space and press Resume.") from exc
+
+    def release(self) -> None:
+        """Drop every model and tensor so the device memory returns to the pool."""
+        for name in ("pipe", "unet", "optimizer", "lr_scheduler", "examples", "models",
+                     "params", "text", "samples", "accelerator", "empty_text"):
+            self.__dict__.pop(name, None)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
