@@ -16,6 +16,7 @@ from .models import BaseModelSource, list_base_models
 from .store import Store
 from .styles import Style, Styles
 from .tiny_models import TINY_IDS
+from .training import Training
 from .workspace import Workspace
 
 
@@ -44,6 +45,7 @@ class Studio:
                              self.erasure, self.jobs)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
         self.playground = Playground(self)
+        self.training = Training(self)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], config: StudioConfig | None = None) -> Studio:
