@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .captions import CaptionOrigin, CaptionRecords
+from .caption_records import CaptionOrigin, CaptionRecords
 from .errors import InvalidInput
 from .files import atomic_write_bytes, sha256_bytes, sha256_file
 from .image_checks import IngestLimits, PreparedImage, prepare

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .captions import CaptionRecords
+from .caption_records import CaptionRecords
 from .family import FAMILY_LABELS
 from .image_meta import SourceMeta
 from .image_records import ImageRecord
@@ -78,15 +78,16 @@ class GalleryItem:
                 "needs consent": self.needs_consent, "flagged": self.flagged}[which]
 
     def badges(self) -> str:
-        """Short tile label: caption, consent, warnings, near-duplicate."""
-        caption = "✅ caption" if not self.needs_caption else "✏️ caption"
-        consent = {"cleared": "🟢 consent", "refused": "⛔ refused",
-                   "revoked": "⛔ revoked"}.get(self.consent, "🟡 consent")
+        """Short tile label in words (plain symbols only: every font has them)."""
+        caption = {"approved": "caption ✓", "draft": "draft caption"}.get(self.caption,
+                                                                          "no caption")
+        consent = {"cleared": "consent ✓", "missing": "no consent"}.get(
+            self.consent, f"consent {self.consent}")
         parts = [caption, consent]
         if self.warnings:
-            parts.append(f"⚠️ {len(self.warnings)}")
+            parts.append(f"⚠ {len(self.warnings)}")
         if self.record.near_duplicates:
-            parts.append("👯 near-dup")
+            parts.append("≈ near-duplicate")
         return " · ".join(parts)
 
 
@@ -130,7 +131,7 @@ class ImageReview:
     def records(self, style_id: str) -> list[ImageRecord]:
         docs = self.store.find("images", style_id=style_id)
         return sorted((ImageRecord.from_doc(d) for d in docs),
-                      key=lambda r: (r.added_at, r.filename.lower(), r.id))
+                      key=lambda r: r.added_at)  # stable: import order within a second
 
     def items(self, style_id: str, family: str, which: Filter = "all") -> list[GalleryItem]:
         if which not in FILTERS:

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .captions import CaptionRecords
+from .caption_records import CaptionRecords
 from .erasure import Eraser, ErasureReport
 from .errors import InvalidInput
 from .files import sha256_file

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from style_studio.captions import CaptionOrigin
+from style_studio.caption_records import CaptionOrigin
 from style_studio.errors import InvalidInput, NotFound
 from style_studio.files import sha256_bytes, sha256_file
 from style_studio.image_checks import IngestLimits
@@ -496,9 +496,9 @@ def test_summary_line_badges_and_filters(studio, style, inputs):
     assert names["needs consent"] == ["bare-copy.png", "bare.png"]
     assert names["flagged"] == ["bare-copy.png", "bare.png", "draft.png"]
     badges = {i.record.filename: i.badges() for i in studio.images.items(style.id)}
-    assert badges["done.png"] == "✅ caption · 🟢 consent"
-    assert badges["draft.png"] == "✏️ caption · ⛔ refused"
-    assert badges["bare.png"] == "✏️ caption · 🟡 consent · 👯 near-dup"
+    assert badges["done.png"] == "caption ✓ · consent ✓"
+    assert badges["draft.png"] == "draft caption · consent refused"
+    assert badges["bare.png"] == "no caption · no consent · ≈ near-duplicate"
     single = studio.images.summary
     studio.images.remove(ids["bare-copy.png"])
     studio.images.remove(ids["draft.png"])
