@@ -46,6 +46,7 @@ def test_demo_style_is_complete_and_trainable(studio, assets):
     images = studio.images.list(style.id)
     assert len(images) == count
     assert all(studio.images.path(i.id).is_file() for i in images)
+    assert [i.near_duplicates for i in images] == [[]] * count  # distinct artworks
     assert sorted(i.filename.split("/")[-1] for i in images) == sorted(
         p.name for p in assets.files)
 
