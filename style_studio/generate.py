@@ -19,11 +19,12 @@ from .errors import InvalidInput, NotFound
 from .grids import GridLayout, compose_grid
 from .jobs import Job, JobContext
 from .output_metadata import OutputSettings, read_settings, save_output
-from .pipeline_cache import LORA_FILE, LoraSource, PipelineCache
+from .pipeline_cache import LoraSource, PipelineCache
 from .tiny_models import parse_tiny_id
 
 if TYPE_CHECKING:
     from .studio import Studio
+    from .training import Run
 
 JOB_KIND = "generate"
 NATIVE_SIZE = {"sd15": 512, "sdxl": 1024}
@@ -101,7 +102,7 @@ class _Plan:
     base_model: str
     family: str
     identity: str | None
-    run: dict[str, Any] | None
+    run: Run | None
     checkpoint: RunCheckpoint | None
     width: int
     height: int
@@ -141,8 +142,8 @@ def _checked(request: GenerateRequest) -> GenerateRequest:
 class Playground:
     """Generation, A/B and grids through the job runner; history read from the PNGs.
 
-    It takes the studio facade because it needs the store, styles, jobs and (once it is
-    registered) the training service, which may be set up after the playground.
+    It takes the studio facade because it needs the styles, jobs and training services,
+    and training is registered after the playground.
     """
 
     def __init__(self, studio: Studio, cache: PipelineCache | None = None):
@@ -168,31 +169,24 @@ class Playground:
 
     def runs(self, style_id: str) -> list[RunChoice]:
         """Runs of the style that have at least one complete LoRA, newest first."""
-        docs = sorted(self._studio.store.find("runs", style_id=style_id),
-                      key=lambda d: d.get("created_at", ""), reverse=True)
         choices = []
-        for doc in docs:
-            checkpoints = self.checkpoints(doc["id"])
+        for run in self._studio.training.runs(style_id):
+            checkpoints = self.checkpoints(run.id)
             if checkpoints:
-                choices.append(RunChoice(doc["id"], _run_label(doc), doc["base_model"],
-                                         doc.get("family", "sd15"), checkpoints,
-                                         list(doc.get("flags") or [])))
+                choices.append(RunChoice(run.id, _run_label(run), run.base_model, run.family,
+                                         checkpoints, list(run.flags)))
         return choices
 
     def checkpoints(self, run_id: str) -> list[RunCheckpoint]:
         """Final LoRA first, then step checkpoints, newest first (the Training contract)."""
-        training = getattr(self._studio, "training", None)
-        if training is not None:
-            return [RunCheckpoint(c.step, c.label, Path(c.lora_dir))
-                    for c in training.checkpoints(run_id)]
-        doc = self._run_doc(run_id)
-        return _scan_checkpoints(self._studio.workspace.run_dir(doc["style_id"], run_id))
+        return [RunCheckpoint(c.step, c.label, Path(c.lora_dir))
+                for c in self._studio.training.checkpoints(run_id)]
 
-    def _run_doc(self, run_id: str) -> dict[str, Any]:
-        doc = self._studio.store.get("runs", run_id)
-        if doc is None:
-            raise NotFound(f"Run {run_id} no longer exists; choose another run.")
-        return doc
+    def _run(self, run_id: str) -> Run:
+        try:
+            return self._studio.training.get_run(run_id)
+        except NotFound as exc:
+            raise NotFound(f"Run {run_id} no longer exists; choose another run.") from exc
 
     # ------------------------------------------------------------------ planning
     def _plan(self, request: GenerateRequest) -> _Plan:
@@ -202,12 +196,11 @@ class Playground:
             base, family = self.style_base(request.style_id)
             run, checkpoint, identity = None, None, None
         else:
-            run = self._run_doc(request.run_id)
-            if run["style_id"] != request.style_id:
+            run = self._run(request.run_id)
+            if run.style_id != request.style_id:
                 raise InvalidInput("That run belongs to another style; choose one of this "
                                    "style's runs.")
-            base, family = run["base_model"], run.get("family", "sd15")
-            identity = run.get("base_model_identity")
+            base, family, identity = run.base_model, run.family, run.base_model_identity or None
             checkpoint = self._checkpoint(request.run_id, request.checkpoint)
         side = native_size(base, family)
         return _Plan(request, base, family, identity, run, checkpoint,
@@ -311,7 +304,7 @@ class Playground:
         result: dict[str, Any] = {"mode": mode, "outputs": saved}
         if layout is not None and first is not None:
             result["grid"] = self._save_grid(plan, layout, images, saved, first)
-        if plan.run and ERASED_FLAG in (plan.run.get("flags") or []):
+        if plan.run and ERASED_FLAG in plan.run.flags:
             result["warning"] = ("This run was trained on images that have since been erased "
                                  "on request; retrain before sharing anything it makes.")
         ctx.progress(1.0, f"Saved {len(saved)} image(s) in outputs/")
@@ -348,7 +341,7 @@ class Playground:
             style_id=req.style_id, run_id=req.run_id if uses_lora else None,
             checkpoint=cell.checkpoint.step if cell.checkpoint else None,
             lora_scale=cell.scale if uses_lora else None, lora_sha256=active.lora_sha256,
-            manifest_sha256=(plan.run or {}).get("manifest_sha256") if uses_lora else None,
+            manifest_sha256=plan.run.manifest_sha256 or None if plan.run and uses_lora else None,
             kind=cell.kind)
         return image, settings
 
@@ -429,21 +422,8 @@ class Playground:
         return jobs[0] if jobs else None
 
 
-def _run_label(doc: dict[str, Any]) -> str:
-    when = str(doc.get("created_at", ""))[:16].replace("T", " ")
-    steps = f"{doc.get('step', '?')}/{doc.get('total_steps', '?')} steps"
-    flags = " · ⚠ " + ", ".join(doc["flags"]) if doc.get("flags") else ""
-    return f"{when} · {doc.get('status', '?')} · {steps} · {doc['id']}{flags}"
+def _run_label(run: Run) -> str:
+    when = run.created_at[:16].replace("T", " ")
+    flags = " · ⚠ " + ", ".join(run.flags) if run.flags else ""
+    return f"{when} · {run.status} · {run.step}/{run.total_steps} steps · {run.id}{flags}"
 
-
-def _scan_checkpoints(run_dir: Path) -> list[RunCheckpoint]:
-    """Complete LoRAs in a run folder laid out per the Training contract."""
-    found = []
-    if (run_dir / "lora" / LORA_FILE).is_file():
-        found.append(RunCheckpoint(None, "final", run_dir / "lora"))
-    steps = []
-    for folder in (run_dir / "checkpoints").glob("step-*"):
-        suffix = folder.name.removeprefix("step-")
-        if suffix.isdigit() and (folder / LORA_FILE).is_file():
-            steps.append(RunCheckpoint(int(suffix), f"step {int(suffix)}", folder))
-    return found + sorted(steps, key=lambda c: c.step or 0, reverse=True)

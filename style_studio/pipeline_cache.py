@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline
 
+from .checkpoints import DIFFUSERS_NAME
 from .errors import InvalidInput
 from .files import sha256_file
 from .models import DeviceChoice, load_pipeline, model_identity, pick_device
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
 Loader = Callable[..., DiffusionPipeline]
 
 
@@ -42,7 +42,7 @@ class LoraSource:
 
     @property
     def weights_file(self) -> Path:
-        return Path(self.lora_dir) / LORA_FILE
+        return Path(self.lora_dir) / DIFFUSERS_NAME
 
     def key(self) -> str:
         """Changes when the file is rewritten (a resumed run's new final LoRA)."""

@@ -4,7 +4,8 @@ The playground must not wait for the trainer to be tested: these helpers add a p
 to the tiny UNet, give it non-zero weights (peft's "gaussian" init leaves lora_B at zero,
 which would make every LoRA a no-op and every test pass for the wrong reason), save it
 with diffusers' `save_lora_weights` into `checkpoints/step-N/` and `lora/`, and insert a
-matching `runs` document. The same playground code path then serves real runs.
+matching `runs` document. `studio.training` lists them like the runs it trains, so the
+same playground code path serves both.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def make_lora_run(studio, style_id: str, steps: tuple[int, ...] = (100, 200),
     atomic_write_json(run_dir / "manifest.json", manifest)
     atomic_write_json(run_dir / "config.json", {"preset": "fixture", "steps": max(steps)})
     for index, step in enumerate(steps):
-        save_random_lora(run_dir / "checkpoints" / f"step-{step:06d}", seed * 100 + index)
+        folder = run_dir / "checkpoints" / f"step-{step:06d}"
+        save_random_lora(folder, seed * 100 + index)
+        # a complete checkpoint also holds its resume state; the playground never reads it
+        atomic_write_json(folder / "training_state" / "state.json", {"step": step})
     if final:
         save_random_lora(run_dir / "lora", seed * 100 + 99)
     manifest_sha = hashlib.sha256((run_dir / "manifest.json").read_bytes()).hexdigest()

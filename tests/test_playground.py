@@ -171,7 +171,7 @@ def test_ab_is_the_same_seed_without_and_with_the_lora(studio, style, run_id):
                      ("ab-base", 12, None), ("ab-lora", 12, run_id)]
     assert np.array_equal(pixels(outputs[0]), base)
     assert not np.array_equal(pixels(outputs[1]), base)
-    assert outputs[1].label.startswith("B · final @ 1")
+    assert outputs[1].label.startswith("B · Final (step 200) @ 1")
 
 
 def test_grid_has_the_requested_shape_and_labels(studio, style, run_id):
@@ -180,7 +180,7 @@ def test_grid_has_the_requested_shape_and_labels(studio, style, run_id):
     done = studio.jobs.wait(job.id, 120)
     assert done.status == "done", done.error
     grid = done.result["grid"]
-    assert grid["rows"] == ["final", "step 100"]
+    assert grid["rows"] == ["Final (step 200)", "Step 100"]  # the trainer's labels
     assert grid["cols"] == ["scale 0", "scale 0.5", "scale 1"]
     outputs = studio.playground.outputs(job.id)
     assert [(o.settings.checkpoint, o.settings.lora_scale) for o in outputs] == [
@@ -211,7 +211,7 @@ def test_grid_of_prompts_and_its_limits(studio, style, run_id):
                                         prompts=["inkwash, a cat", "inkwash, a boat"])
     done = studio.jobs.wait(job.id, 120)
     assert done.result["grid"]["cols"] == ["inkwash, a cat", "inkwash, a boat"]
-    assert done.result["grid"]["rows"] == ["final", "step 200"]
+    assert done.result["grid"]["rows"] == ["Final (step 200)", "Step 200"]
     with pytest.raises(InvalidInput, match="either LoRA scales or prompts"):
         studio.playground.submit_grid(ask(style, run_id=run_id), [None])
     with pytest.raises(InvalidInput, match="too big"):
@@ -241,6 +241,9 @@ def test_a_generation_asked_for_during_training_waits_for_it(studio, style, run_
     reason = studio.playground.waiting_reason(job.id)
     assert "Training “Training Ink washes” is running (30%)" in reason
     assert not list(studio.workspace.outputs_dir(style.id).glob("*.png"))
+    from style_studio.ui.playground_tab import job_status  # what the tab's status line says
+
+    assert "Waiting for the device: Training" in job_status(studio, queued)
 
     release.set()
     done = studio.jobs.wait(job.id, 120)
@@ -304,7 +307,7 @@ def test_defaults_use_the_trigger_word_and_the_newest_run(studio, style, run_id)
     assert request.prompt.startswith("inkwash, ")
     assert (request.run_id, request.width, request.height) == (run_id, 64, 64)
     runs = studio.playground.runs(style.id)
-    assert [c.label for c in runs[0].checkpoints] == ["final", "step 200", "step 100"]
+    assert [c.label for c in runs[0].checkpoints] == ["Final (step 200)", "Step 200", "Step 100"]
 
 
 def test_a_run_with_erased_data_warns(studio, style):
@@ -313,3 +316,27 @@ def test_a_run_with_erased_data_warns(studio, style):
     done = studio.jobs.wait(job.id, 120)
     assert "erased" in done.result["warning"]
     assert "contains erased data" in studio.playground.runs(style.id)[0].label
+
+
+def test_a_run_trained_by_the_real_trainer_plays_back(studio, tmp_path):
+    """The contract end to end: whatever the trainer writes, the playground loads."""
+    from training_helpers import make_trainable_style, tiny_config
+
+    trained, _ = make_trainable_style(studio, tmp_path)
+    job = studio.training.start(trained.id, tiny_config())
+    assert studio.jobs.wait(job.id, 300).status == "done", studio.jobs.get(job.id).error
+    run = studio.training.runs(trained.id)[0]
+    checkpoints = studio.playground.runs(trained.id)[0].checkpoints
+    assert checkpoints[0].step is None and len(checkpoints) >= 2
+
+    prompt = "shapestyle, a house"
+    base = pixels(one(studio, ask(trained, prompt=prompt)))
+    at_zero = one(studio, ask(trained, prompt=prompt, run_id=run.id, lora_scale=0.0))
+    final = one(studio, ask(trained, prompt=prompt, run_id=run.id, lora_scale=1.0))
+    earlier = one(studio, ask(trained, prompt=prompt, run_id=run.id,
+                              checkpoint=checkpoints[-1].step))
+    assert np.array_equal(pixels(at_zero), base)
+    assert not np.array_equal(pixels(final), base)
+    assert final.settings.manifest_sha256 == run.manifest_sha256 != ""
+    assert earlier.settings.checkpoint == checkpoints[-1].step
+    assert studio.playground.cache.base_loads == 1
