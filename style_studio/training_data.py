@@ -26,7 +26,7 @@ from .files import atomic_write_bytes
 from .gate import TrainItem
 
 CACHE_VERSION = "1"
-MAX_ASPECT = 2.0
+MAX_ASPECT = 3.0
 
 ImageEncoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 TextEncoder = Callable[[str], tuple[torch.Tensor, torch.Tensor | None]]
@@ -48,7 +48,7 @@ def training_caption(caption: str, trigger: str) -> str:
 
 
 def bucket_sizes(resolution: int, step: int) -> list[tuple[int, int]]:
-    """(width, height) pairs, multiples of `step`, area at most resolution², aspect <= 2."""
+    """(width, height) pairs, multiples of `step`, area at most resolution², aspect <= 3."""
     sizes = set()
     low = max(step, (resolution // 2) // step * step)
     for width in range(low, resolution * 2 + 1, step):
