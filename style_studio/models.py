@@ -37,6 +37,7 @@ from style_studio.tiny_models import (
     parse_tiny_id,
     tiny_id,
 )
+from style_studio.toy_model import TOY_ID, TOY_LABEL, ensure_toy_model
 
 SourceKind = Literal["tiny", "hub", "folder", "file"]
 
@@ -134,6 +135,7 @@ class _Resolved:
     ref: str
     path: Path | None = None
     tiny: tuple[Family, int] | None = None
+    toy: bool = False
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -151,6 +153,8 @@ def _resolve(ref: str, models_dir: Path) -> _Resolved:
     ref = ref.strip()
     if not ref:
         raise InvalidInput("No base model given.")
+    if ref == TOY_ID:
+        return _Resolved("tiny", ref, Path(models_dir) / TOY_ID, toy=True)
     tiny = parse_tiny_id(ref)
     if tiny:
         return _Resolved("tiny", ref, Path(models_dir) / tiny_id(*tiny), tiny)
@@ -246,6 +250,8 @@ def single_file_model_type(path: Path) -> str:
 def guess_family(ref: str, models_dir: Path) -> Family:
     """Best guess of a ref's family from its contents, else from its name."""
     resolved = _resolve(ref, models_dir)
+    if resolved.toy:
+        return "sd15"
     if resolved.tiny:
         return resolved.tiny[0]
     if resolved.kind == "folder" and resolved.path and resolved.path.is_dir():
@@ -262,6 +268,8 @@ def describe_source(ref: str, family: Family, models_dir: Path) -> BaseModelSour
     """What `ref` is and whether it can be loaded now, checked without loading weights."""
     check_family(family)
     resolved = _resolve(ref, models_dir)
+    if resolved.toy:
+        return _describe_toy(resolved, family)
     if resolved.tiny:
         return _describe_tiny(resolved, models_dir)
     if resolved.kind == "hub":
@@ -280,6 +288,27 @@ def _describe_tiny(resolved: _Resolved, models_dir: Path) -> BaseModelSource:
     saved = (resolved.path / "model_index.json").is_file()
     detail = f"Saved in {resolved.path}" if saved else f"Built on first use into {models_dir}"
     return BaseModelSource(resolved.ref, family, "tiny", label, True, f"{detail}; {TINY_NOTE}.")
+
+
+# -- the built-in toy model (style_studio/toy_model.py): a pretrained tiny SD 1.x ---------
+
+
+def _describe_toy(resolved: _Resolved, family: Family) -> BaseModelSource:
+    assert resolved.path is not None
+    if family != "sd15":
+        return BaseModelSource(resolved.ref, "sd15", "tiny", TOY_LABEL, False,
+                               f"The toy model is SD 1.x-shaped, not {family}.")
+    saved = (resolved.path / "model_index.json").is_file()
+    detail = f"Saved in {resolved.path}" if saved else "Copied into the workspace on first use"
+    return BaseModelSource(resolved.ref, "sd15", "tiny", TOY_LABEL, True, detail + ".")
+
+
+def toy_identity(models_dir: Path) -> str:
+    """The toy model's weights differ by machine only if rebuilt: name them by hash."""
+    folder = ensure_toy_model(models_dir)
+    weights = sorted((folder / "unet").glob("*.safetensors"))
+    digest = sha256_file(weights[0])[:16] if weights else "unknown"
+    return f"{TOY_ID}@sha256:{digest}"
 
 
 def _describe_hub(repo_id: str, family: Family) -> BaseModelSource:
@@ -330,6 +359,7 @@ def list_base_models(models_dir: Path, extra_refs: Iterable[str] = ()) -> list[B
     `models_dir`, then `extra_refs`. Nothing is loaded and nothing is downloaded."""
     models_dir = Path(models_dir)
     refs: list[tuple[str, Family]] = [(TINY_IDS[f], f) for f in FAMILIES]
+    refs.append((TOY_ID, "sd15"))
     refs += [(repo_id, known[0]) for repo_id, known in KNOWN_HUB_MODELS.items()]
     refs += [(str(path), guess_family(str(path), models_dir)) for path in _local_models(models_dir)]
     refs += [(ref, guess_family(ref, models_dir)) for ref in extra_refs]
@@ -410,6 +440,10 @@ def load_pipeline(
     check_family(family)
     device = device or pick_device()
     resolved = _resolve(ref, models_dir)
+    if resolved.toy:
+        if family != "sd15":
+            raise InvalidInput(f"{ref} is an sd15 model, but {family} was asked for.")
+        return _load_folder(ensure_toy_model(models_dir), family, device)
     if resolved.tiny:
         tiny_family, seed = resolved.tiny
         if tiny_family != family:
@@ -494,6 +528,8 @@ def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPi
 def model_identity(ref: str, models_dir: Path) -> str:
     """A stable name for the exact weights behind `ref`, for cache keys and manifests."""
     resolved = _resolve(ref, models_dir)
+    if resolved.toy:
+        return toy_identity(models_dir)
     if resolved.tiny:
         family, seed = resolved.tiny
         return f"{TINY_IDS[family]}@seed{seed}"
