@@ -252,7 +252,7 @@ def _thumbnail(view: Image.Image, side: int) -> bytes:
     thumb = view.copy()
     thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    thumb.save(buffer, "WEBP", quality=82, method=4)
+    thumb.save(buffer, "WEBP", quality=82, method=1)  # 2.5x faster than 4, ~25% larger
     return buffer.getvalue()
 
 

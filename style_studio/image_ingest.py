@@ -8,6 +8,7 @@ file on every write) and always before the run ends, even when it is stopped.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -22,7 +23,7 @@ from .image_checks import IngestLimits, PreparedImage, prepare
 from .image_records import Duplicate, ImageRecord, IngestReport
 from .image_review import quality_warnings
 from .image_sources import Rejection, SourceItem, SourcePlanner, materialised
-from .perceptual import hamming
+from .perceptual import FLAT_HASH, hamming
 from .store import Store, new_id, utc_now
 from .styles import Style
 from .workspace import Workspace
@@ -49,8 +50,10 @@ class _Index:
         self.phashes[record.id] = record.phash
 
     def near(self, phash: str) -> list[str]:
+        if phash == FLAT_HASH:
+            return []
         return [i for i, other in self.phashes.items()
-                if hamming(phash, other) <= NEAR_DUPLICATE_BITS]
+                if other != FLAT_HASH and hamming(phash, other) <= NEAR_DUPLICATE_BITS]
 
 
 class IngestRun:
@@ -141,8 +144,8 @@ class IngestRun:
         style_dir = self.workspace.style_dir(self.style.id)
         stored_path = f"images/{sha}.{prepared.ext}"
         thumb_path = f"thumbs/{sha}.webp"
-        atomic_write_bytes(style_dir / stored_path, prepared.data)
-        atomic_write_bytes(style_dir / thumb_path, prepared.thumb)
+        atomic_write_bytes(style_dir / stored_path, prepared.data, durable=False)
+        atomic_write_bytes(style_dir / thumb_path, prepared.thumb, durable=False)
         record = ImageRecord(
             id=new_id(), style_id=self.style.id, filename=item.filename,
             stored_path=stored_path, thumb_path=thumb_path, sha256=sha,
@@ -175,6 +178,8 @@ class IngestRun:
         if not (self._pending or self._links or self._pending_captions):
             return
         imported = CaptionOrigin(kind="imported")
+        if self._pending:
+            os.sync()  # the files reach the disk before the records that point at them
         with self.store.batch():
             for record, _caption in self._pending:
                 self.store.insert("images", record.to_doc())

@@ -12,6 +12,8 @@ from PIL import Image
 
 HASH_SIZE = 8          # 8x8 low frequencies -> a 64-bit hash
 HASH_SOURCE = 32       # the DCT is taken of a 32x32 grey copy
+FLAT_STD = 1.0         # grey levels: below this a picture is one flat colour
+FLAT_HASH = "0" * 16   # the hash of a flat picture; never matched as a near-duplicate
 SHARPNESS_SIDE = 480   # sharpness is measured at this long side
 SHARPNESS_TILES = 4    # ...on a 4x4 grid; the sharpest tile counts (depth of field is fine)
 
@@ -32,6 +34,8 @@ def phash(im: Image.Image) -> str:
     """64-bit pHash as 16 hex digits: low DCT frequencies above their median."""
     grey = im.convert("L").resize((HASH_SOURCE, HASH_SOURCE), Image.Resampling.LANCZOS)
     pixels = np.asarray(grey, dtype=np.float64)
+    if pixels.std() < FLAT_STD:
+        return FLAT_HASH  # no structure to hash: its bits would be rounding noise
     low = (DCT_BASIS @ pixels @ DCT_BASIS.T)[:HASH_SIZE, :HASH_SIZE]
     bits = (low > np.median(low)).flatten()
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"

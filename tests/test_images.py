@@ -87,6 +87,86 @@ def with_iptc(jpeg: bytes, byline: bytes, copyright_: bytes) -> bytes:
     return jpeg[:2] + b"\xff\xed" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
 
 
+def png_bytes(im: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def cmyk_jpeg(path: Path) -> Path:
+    return save(Image.new("CMYK", (600, 600), (0, 255, 255, 0)), path)  # red in CMYK
+
+
+def deep_png(path: Path) -> Path:
+    """16-bit grey ramp, 0 to 65535 left to right."""
+    ramp = (np.linspace(0, 65535, 600)[None, :].repeat(600, 0)).astype(np.uint16)
+    return save(Image.fromarray(ramp), path)
+
+
+def palette_png(path: Path) -> Path:
+    """Palette PNG: left half transparent (index 0), right half red."""
+    palette = Image.new("P", (600, 600), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    ImageDraw.Draw(palette).rectangle([300, 0, 599, 599], fill=1)
+    return save(palette, path, transparency=0)
+
+
+def animated_gif(path: Path) -> Path:
+    frames = [Image.new("RGB", (600, 600), c) for c in ("green", "red", "blue")]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return path
+
+
+def turned_jpeg(path: Path) -> Path:
+    """Left half red, right half blue, EXIF orientation 6 (display turned 90° clockwise)."""
+    im = Image.new("RGB", (640, 480), "blue")
+    ImageDraw.Draw(im).rectangle([0, 0, 319, 479], fill="red")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path.write_bytes(jpeg_bytes(im, exif=exif))
+    return path
+
+
+def gps_image(path: Path, fmt: str = "JPEG") -> Path:
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Painter"
+    exif[0x8298] = "(c) 2024 Jane Painter"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (51.0, 30.0, 12.5)
+    return save(picture(10), path, fmt, exif=exif)
+
+
+def escaping_zip(path: Path) -> Path:
+    """Entries that try to leave the archive, one good image with its caption, Mac junk."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("../escaped.png", png_bytes(picture(13)))
+        zf.writestr("/abs/rooted.png", png_bytes(picture(14)))
+        zf.writestr("..\\windows.png", png_bytes(picture(15)))
+        zf.writestr("herons/heron.png", png_bytes(picture(16)))
+        zf.writestr("herons/heron.txt", "a heron standing in reeds")
+        zf.writestr("__MACOSX/herons/._heron.png", b"junk")
+    return path
+
+
+def bomb_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("huge.png", b"\x00" * (40 << 20))        # 40 MB of zeros -> ~40 KB
+        zf.writestr("fine.png", png_bytes(picture(17)))
+    return path
+
+
+def bad_files(folder: Path) -> list[Path]:
+    """Empty, truncated JPEG, HTML named .png, a 20000x20000 PNG, a PDF."""
+    good_jpeg = jpeg_bytes(picture(8))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes(good_jpeg[:len(good_jpeg) * 6 // 10])
+    (folder / "page.png").write_text("<!DOCTYPE html>\n<html><body>Not found</body></html>")
+    huge_png(folder / "bomb.png")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.7\n...")
+    return [folder / n for n in ("empty.jpg", "truncated.jpg", "page.png", "bomb.png",
+                                 "notes.pdf")]
+
+
 XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF
  xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"
@@ -166,14 +246,7 @@ def test_plain_jpeg_is_stored_losslessly_without_its_metadata(studio, style, inp
 
 def test_bad_input_catalogue_is_rejected_file_by_file_and_the_batch_goes_on(studio, style,
                                                                            inputs):
-    good_jpeg = jpeg_bytes(picture(8))
-    (inputs / "empty.jpg").write_bytes(b"")
-    (inputs / "truncated.jpg").write_bytes(good_jpeg[:len(good_jpeg) * 6 // 10])
-    (inputs / "page.png").write_text("<!DOCTYPE html>\n<html><body>Not found</body></html>")
-    huge_png(inputs / "bomb.png")
-    save(picture(9), inputs / "fine.png")
-    (inputs / "notes.pdf").write_bytes(b"%PDF-1.7\n...")
-    files = sorted(inputs.iterdir())
+    files = [*bad_files(inputs), save(picture(9), inputs / "fine.png")]
 
     report = studio.images.ingest(style.id, files)
     why = reasons(report)
@@ -196,19 +269,12 @@ def test_pixel_limit_is_lower_than_pillows_and_read_from_the_header(studio, styl
 
 
 def test_cmyk_16_bit_palette_transparency_and_animation_become_rgb(studio, style, inputs):
-    cmyk = save(Image.new("CMYK", (600, 600), (0, 255, 255, 0)), inputs / "cmyk.jpg")
-    ramp = (np.linspace(0, 65535, 600)[None, :].repeat(600, 0)).astype(np.uint16)
-    deep = save(Image.fromarray(ramp), inputs / "deep.png")
-    palette = Image.new("P", (600, 600), 0)
-    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    ImageDraw.Draw(palette).rectangle([300, 0, 599, 599], fill=1)
-    transparent = save(palette, inputs / "palette.png", transparency=0)
+    cmyk, deep = cmyk_jpeg(inputs / "cmyk.jpg"), deep_png(inputs / "deep.png")
+    transparent = palette_png(inputs / "palette.png")
     grey_alpha = Image.new("LA", (600, 600), (0, 0))
     ImageDraw.Draw(grey_alpha).rectangle([0, 0, 299, 599], fill=(40, 255))
     la = save(grey_alpha, inputs / "grey_alpha.png")
-    frames = [Image.new("RGB", (600, 600), c) for c in ("green", "red", "blue")]
-    gif = inputs / "anim.gif"
-    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    gif = animated_gif(inputs / "anim.gif")
 
     report = studio.images.ingest(style.id, [cmyk, deep, transparent, la, gif])
     assert report.rejected == []
@@ -236,12 +302,7 @@ def test_cmyk_16_bit_palette_transparency_and_animation_become_rgb(studio, style
 
 
 def test_exif_orientation_6_is_stored_upright(studio, style, inputs):
-    im = Image.new("RGB", (640, 480), "blue")
-    ImageDraw.Draw(im).rectangle([0, 0, 319, 479], fill="red")  # left half red
-    exif = Image.Exif()
-    exif[0x0112] = 6  # the camera was turned: display rotated 90° clockwise
-    path = inputs / "turned.jpg"
-    path.write_bytes(jpeg_bytes(im, exif=exif))
+    path = turned_jpeg(inputs / "turned.jpg")
 
     record = studio.images.ingest(style.id, [path]).added[0]
     assert (record.width, record.height) == (480, 640)
@@ -256,12 +317,7 @@ def test_exif_orientation_6_is_stored_upright(studio, style, inputs):
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_gps_is_stripped_from_the_stored_copy_but_creator_is_kept(studio, style, inputs, fmt):
-    exif = Image.Exif()
-    exif[0x013B] = "Jane Painter"
-    exif[0x8298] = "(c) 2024 Jane Painter"
-    gps = exif.get_ifd(0x8825)
-    gps[1], gps[2] = "N", (51.0, 30.0, 12.5)
-    path = save(picture(10), inputs / f"walk.{fmt.lower()}", fmt, exif=exif)
+    path = gps_image(inputs / f"walk.{fmt.lower()}", fmt)
     with Image.open(path) as im:
         assert im.getexif().get_ifd(0x8825)  # the upload really carries GPS
 
@@ -294,21 +350,14 @@ def test_xmp_and_iptc_creator_rights_and_data_mining_are_kept(studio, style, inp
 # -- zips, folders and the workspace boundary -------------------------------------------------
 
 
-def test_zip_names_that_escape_are_refused_and_nothing_outside_is_written(studio, style,
-                                                                          tmp_path, inputs,
-                                                                          monkeypatch):
-    system_tmp = tmp_path / "system-tmp"
-    system_tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
-    archive = inputs / "pack.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("../escaped.png", _png_bytes(picture(13)))
-        zf.writestr("/abs/rooted.png", _png_bytes(picture(14)))
-        zf.writestr("..\\windows.png", _png_bytes(picture(15)))
-        zf.writestr("herons/heron.png", _png_bytes(picture(16)))
-        zf.writestr("herons/heron.txt", "a heron standing in reeds")
-        zf.writestr("__MACOSX/herons/._heron.png", b"junk")
-    before = {p: p.stat().st_mtime for p in tmp_path.rglob("*") if "workspace" not in p.parts}
+def outside(tmp_path: Path) -> dict[Path, float]:
+    """Every file and folder under the test's folder except the workspace, with mtimes."""
+    return {p: p.stat().st_mtime for p in tmp_path.rglob("*") if "workspace" not in p.parts}
+
+
+def test_zip_names_that_escape_are_refused(studio, style, tmp_path, inputs):
+    archive = escaping_zip(inputs / "pack.zip")
+    before = outside(tmp_path)
 
     report = studio.images.ingest(style.id, [archive])
     assert [r.filename for r in report.added] == ["heron.png"]
@@ -318,29 +367,50 @@ def test_zip_names_that_escape_are_refused_and_nothing_outside_is_written(studio
     for name in ("pack.zip/../escaped.png", "pack.zip//abs/rooted.png",
                  "pack.zip/..\\windows.png"):
         assert "outside the archive" in why[name]
-    after = {p: p.stat().st_mtime for p in tmp_path.rglob("*") if "workspace" not in p.parts}
-    assert after == before  # nothing written next to the inputs, in /tmp or anywhere else
-    assert not list(system_tmp.iterdir())
-    assert not (studio.workspace.style_dir(style.id) / ".incoming").exists() or not any(
-        (studio.workspace.style_dir(style.id) / ".incoming").iterdir())
+    assert outside(tmp_path) == before
+    assert not (tmp_path / "escaped.png").exists() and not Path("/abs/rooted.png").exists()
     assert "1 hidden or system file(s)" in " ".join(report.notices)
 
 
-def _png_bytes(im: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    im.save(buffer, "PNG")
-    return buffer.getvalue()
+def test_the_whole_catalogue_in_one_import_writes_only_inside_the_workspace(
+        studio, style, tmp_path, inputs, monkeypatch):
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # where tempfile would write
+    series = inputs / "series"
+    series.mkdir()
+    good = [cmyk_jpeg(inputs / "cmyk.jpg"), deep_png(inputs / "deep.png"),
+            palette_png(inputs / "palette.png"), animated_gif(inputs / "anim.gif"),
+            turned_jpeg(inputs / "turned.jpg"), gps_image(inputs / "gps.jpg"),
+            save(picture(18), series / "a.png")]
+    (series / "a.txt").write_text("inkwash, a crane")
+    copy = inputs / "copy.jpg"
+    copy.write_bytes(good[0].read_bytes())
+    resized = save(picture(18).resize((320, 256)), inputs / "a-small.png")
+    files = [*bad_files(inputs), *good[:-1], series, copy, resized,
+             escaping_zip(inputs / "pack.zip"), bomb_zip(inputs / "bomb.zip")]
+    before = outside(tmp_path)
+
+    report = studio.images.ingest(style.id, files)
+    assert len(report.added) == 7 + 1 + 2  # good files, the resized copy, two from zips
+    assert len(report.rejected) == 5 + 3 + 1  # bad files, escaping entries, the zip bomb
+    assert report.duplicates == [("copy.jpg", report.added[0].id)]
+    assert report.captions_imported == 2
+    assert sum(bool(r.near_duplicates) for r in studio.images.list(style.id)) == 2
+    assert outside(tmp_path) == before  # nothing new or changed next to the inputs
+    assert not any(system_tmp.iterdir())  # nothing in the system's temp folder
+    assert not any((studio.workspace.style_dir(style.id) / ".incoming").iterdir())
+    written = {p.relative_to(studio.workspace.style_dir(style.id)).parts[0]
+               for p in studio.workspace.style_dir(style.id).rglob("*") if p.is_file()}
+    assert written == {"images", "thumbs"}
 
 
 def test_oversized_zips_and_zip_bombs_are_refused_before_unpacking(studio, style, inputs):
-    bomb = inputs / "bomb.zip"
-    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("huge.png", b"\x00" * (40 << 20))        # 40 MB of zeros -> ~40 KB
-        zf.writestr("fine.png", _png_bytes(picture(17)))
+    bomb = bomb_zip(inputs / "bomb.zip")
     many = inputs / "many.zip"
     with zipfile.ZipFile(many, "w") as zf:
         for number in range(12):
-            zf.writestr(f"img{number}.png", _png_bytes(picture(number, (64, 64))))
+            zf.writestr(f"img{number}.png", png_bytes(picture(number, (64, 64))))
 
     report = studio.images.ingest(style.id, [bomb])
     assert [r.filename for r in report.added] == ["fine.png"]
@@ -436,6 +506,14 @@ def test_unrelated_pictures_have_distant_hashes(studio, style, inputs):
               .added[0].phash for s in range(40, 52)]
     distances = [hamming(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1:]]
     assert min(distances) > 6
+
+
+def test_flat_colour_images_are_not_near_duplicates_of_each_other(studio, style, inputs):
+    flats = [save(Image.new("RGB", (600, 600), colour), inputs / f"{colour}.png")
+             for colour in ("white", "gray", "red", "silver", "black")]
+    report = studio.images.ingest(style.id, flats)
+    assert len(report.added) == 5
+    assert studio.images.near_duplicate_pairs(style.id) == []
 
 
 def test_keep_both_and_drop_a_near_duplicate(studio, style, inputs):
