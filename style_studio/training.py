@@ -201,6 +201,11 @@ class Training:
         if not run.resumable:
             raise InvalidInput(f"This run is {run.status}; only a cancelled, interrupted or "
                                "failed run can be resumed.")
+        manifest = run.run_dir / "manifest.json"
+        if manifest.is_file():  # checked again by the job; here for an immediate answer
+            style = self.studio.styles.get(run.style_id)
+            _same_images(json.loads(manifest.read_text(encoding="utf-8")),
+                         self.plan(run.style_id), style.trigger)
         self.store.update("runs", run_id, status="running", error=None, finished_at=None)
         self.store.audit("training.resume", run.style_id, run_id=run_id)
         return self._submit(run_id, self.studio.styles.get(run.style_id).name, resume=True)
