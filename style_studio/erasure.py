@@ -7,7 +7,9 @@ never pixels; every training run whose manifest lists the image is flagged.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,49 @@ ERASED_FLAG = "contains erased data"
 REVOKED_FLAG = "contains data whose consent was revoked"
 # Records keyed by the image id that go with the image.
 IMAGE_TABLES = ("captions", "consents", "caption_undo")
-CacheIndex = dict[str, list[Path]]
+# Exports the app wrote into Gradio's cache that may name an image by its hash.
+TEXT_EXPORT_SUFFIXES = (".csv", ".json", ".txt")
+
+
+@dataclass
+class CacheIndex:
+    """What Gradio's cache holds: files by content hash (a zip counts for each member's
+    hash, since it is a copy of every image inside it) and text exports to search."""
+
+    by_hash: dict[str, list[Path]] = field(default_factory=dict)
+    text_exports: list[Path] = field(default_factory=list)
+
+    def add(self, digest: str, path: Path) -> None:
+        self.by_hash.setdefault(digest, []).append(path)
+
+    def files_holding(self, hashes: set[str]) -> list[Path]:
+        found = {p for h in hashes for p in self.by_hash.get(h, [])}
+        for path in self.text_exports:
+            try:
+                text = path.read_text(encoding="utf-8", errors="ignore")
+            except OSError:
+                continue
+            if any(h in text for h in hashes):
+                found.add(path)
+        return sorted(found)
+
+
+def _zip_member_hashes(path: Path) -> set[str]:
+    """Hashes of every file inside a zip; an unreadable zip has none."""
+    hashes = set()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                digest = hashlib.sha256()
+                with archive.open(info) as member:
+                    while block := member.read(1 << 20):
+                        digest.update(block)
+                hashes.add(digest.hexdigest())
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError):
+        return set()
+    return hashes
 
 
 @dataclass
@@ -88,24 +132,30 @@ class Eraser:
         return flagged
 
     def cache_index(self) -> CacheIndex:
-        """sha256 -> files in Gradio's cache; a file that vanishes meanwhile is skipped."""
-        index: CacheIndex = {}
+        """Index Gradio's cache once; a file that vanishes meanwhile is skipped."""
+        index = CacheIndex()
         cache = self.workspace.upload_cache
         for path in cache.rglob("*") if cache.exists() else ():
             try:
-                if path.is_file():
-                    index.setdefault(sha256_file(path), []).append(path)
+                if not path.is_file():
+                    continue
+                index.add(sha256_file(path), path)
+                if path.suffix.lower() == ".zip":
+                    for digest in _zip_member_hashes(path):
+                        index.add(digest, path)
+                elif path.suffix.lower() in TEXT_EXPORT_SUFFIXES:
+                    index.text_exports.append(path)
             except OSError:
                 continue
         return index
 
     def _delete_cached_copies(self, hashes: set[str], report: ErasureReport,
                               cache_index: CacheIndex | None = None) -> None:
-        """Gradio's cache holds uploads and served thumbnails; delete any exact copy."""
+        """Gradio's cache holds uploads, served thumbnails and exports (zips of images,
+        ledgers naming the image): delete every one that holds the image or its hash."""
         index = self.cache_index() if cache_index is None else cache_index
-        for digest in hashes:
-            for path in index.get(digest, []):
-                _delete(path, report)
+        for path in index.files_holding(hashes):
+            _delete(path, report)
 
     def _delete_evidence(self, doc: dict, style_id: str, report: ErasureReport) -> None:
         """A permission document kept for this image only goes with it."""
