@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from .errors import InvalidInput
 from .image_meta import SourceMeta, read_source_meta
@@ -237,12 +237,18 @@ def to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
     return im.convert("RGB")
 
 
-def _encode(im: Image.Image, as_jpeg: bool, limits: IngestLimits) -> tuple[bytes, str]:
-    """Encode without any metadata: a fresh `info` carries no EXIF, XMP or text."""
+def _encode(im: Image.Image, jpeg_sampling: int | None,
+            limits: IngestLimits) -> tuple[bytes, str]:
+    """Encode without any metadata: a fresh `info` carries no EXIF, XMP or text.
+
+    JPEG sources are re-encoded as JPEG with their own chroma subsampling (finer
+    colour than the source cannot come back); everything else becomes lossless PNG.
+    """
     im.info = {}
     buffer = io.BytesIO()
-    if as_jpeg:
-        im.save(buffer, "JPEG", quality=limits.jpeg_quality, subsampling=0)
+    if jpeg_sampling is not None:
+        im.save(buffer, "JPEG", quality=limits.jpeg_quality,
+                subsampling=jpeg_sampling if jpeg_sampling >= 0 else 0)
         return buffer.getvalue(), "jpg"
     im.save(buffer, "PNG", compress_level=limits.png_compress_level)
     return buffer.getvalue(), "png"
@@ -313,12 +319,13 @@ def prepare(path: Path, limits: IngestLimits) -> PreparedImage:
                 data, view = fast
                 ext, (width, height) = "jpg", source_size
             else:
+                sampling = (JpegImagePlugin.get_sampling(im)
+                            if source_format in JPEG_FORMATS else None)
                 full = _normalised(im, limits, notes)
-                data, ext = _encode(full, source_format in JPEG_FORMATS, limits)
+                data, ext = _encode(full, sampling, limits)
                 width, height = full.size
-                view = full.copy()
-                view.thumbnail((limits.analysis_side, limits.analysis_side),
-                               Image.Resampling.BOX)
+                factor = max(1, max(full.size) // limits.analysis_side)
+                view = full.reduce(factor) if factor > 1 else full
         except BOMB_ERRORS as exc:
             raise InvalidInput(_bomb_reason(exc, limits)) from exc
         except MemoryError as exc:

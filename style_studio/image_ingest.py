@@ -56,6 +56,25 @@ class _Index:
                 if other != FLAT_HASH and hamming(phash, other) <= NEAR_DUPLICATE_BITS]
 
 
+def discard_uploads(workspace: Workspace, paths: list[Path]) -> None:
+    """Delete uploads: temporary copies Gradio put in the workspace, none may linger.
+
+    Only paths inside the workspace's upload cache are touched, never the artist's files.
+    """
+    cache = workspace.upload_cache.resolve()
+    for path in paths:
+        path = Path(path).resolve()
+        if not path.is_relative_to(cache) or path == cache:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        parent = path.parent
+        if parent != cache and parent.is_relative_to(cache) and not any(parent.iterdir()):
+            parent.rmdir()
+
+
 class IngestRun:
     """Imports `paths` into one style; use once."""
 
@@ -98,7 +117,7 @@ class IngestRun:
         finally:
             self._commit()
             shutil.rmtree(self.scratch, ignore_errors=True)
-            self._discard_uploads(paths)
+            discard_uploads(self.workspace, paths)
         return self.report
 
     def _stopped(self, remaining: int) -> None:
@@ -197,21 +216,6 @@ class IngestRun:
                 self.store.audit("image.import", self.style.id,
                                  images=[[r.id, r.sha256, r.filename] for r, _ in self._pending])
         self._pending, self._links, self._pending_captions = [], [], []
-
-    def _discard_uploads(self, paths: list[Path]) -> None:
-        """Uploads are temporary copies Gradio put in the workspace: none may linger."""
-        cache = self.workspace.upload_cache.resolve()
-        for path in paths:
-            path = Path(path).resolve()
-            if not path.is_relative_to(cache) or path == cache:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            parent = path.parent
-            if parent != cache and parent.is_relative_to(cache) and not any(parent.iterdir()):
-                parent.rmdir()
 
     def _remove_stale_scratch(self) -> None:
         """Scratch folders left by a crashed import hold unpacked copies: remove them."""

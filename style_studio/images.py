@@ -16,7 +16,7 @@ from .erasure import Eraser, ErasureReport
 from .errors import InvalidInput
 from .files import sha256_file
 from .image_checks import IngestLimits, configure_pillow
-from .image_ingest import IngestRun, Progress
+from .image_ingest import IngestRun, Progress, discard_uploads
 from .image_records import Duplicate, ImageRecord, IngestReport
 from .image_review import (
     FILTERS,
@@ -88,6 +88,10 @@ class Images:
                                 style_id=style_id,
                                 params={"files": [p.name for p in paths[:100]],
                                         "count": len(paths)})
+
+    def discard_uploads(self, paths: list[Path]) -> None:
+        """Delete upload copies that will not be imported (e.g. no style was chosen)."""
+        discard_uploads(self.workspace, [Path(p) for p in paths])
 
     def last_import(self, style_id: str) -> Job | None:
         """The newest import job of the style (running or finished), to reattach to."""

@@ -468,6 +468,9 @@ def test_uploaded_copies_in_the_gradio_cache_are_deleted_after_import(studio, st
     assert not any(p.exists() for p in uploads)
     assert not any(cache.iterdir())
     assert own.exists()
+    unused = save(picture(23), cache / "g7h8" / "unused.png")
+    studio.images.discard_uploads([unused, own])  # e.g. uploaded before a style was chosen
+    assert not unused.exists() and not any(cache.iterdir()) and own.exists()
 
 
 # -- duplicates ----------------------------------------------------------------------------

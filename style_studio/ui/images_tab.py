@@ -294,9 +294,11 @@ class ImagesTab:
 
     # -- handlers ---------------------------------------------------------------------
     def start(self, style_id: str | None, paths: list[str] | None) -> tuple[Any, ...]:
-        style_id = need_style(style_id)
         if not paths:
             return gr.update(), gr.update(), gr.update()
+        if not style_id:
+            self.studio.images.discard_uploads([Path(p) for p in paths])
+        style_id = need_style(style_id)
         job = self.studio.images.start_ingest(style_id, [Path(p) for p in paths])
         return report_markdown(self.studio, job), gr.Timer(active=True), None
 
