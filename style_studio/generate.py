@@ -307,8 +307,19 @@ class Playground:
         if plan.run and ERASED_FLAG in plan.run.flags:
             result["warning"] = ("This run was trained on images that have since been erased "
                                  "on request; retrain before sharing anything it makes.")
+        if self._training_waiting():
+            self.release()  # the queued training needs the memory more than our cache
         ctx.progress(1.0, f"Saved {len(saved)} image(s) in outputs/")
         return result
+
+    def _training_waiting(self) -> bool:
+        return any(job.status == "queued" and "train" in job.kind
+                   for job in self._studio.jobs.list(limit=20))
+
+    def release(self) -> None:
+        """Free the cached pipelines and adapters (device memory); the next generation
+        loads the base again. Training should call this before it loads its own model."""
+        self.cache.clear()
 
     def _render_cell(self, ctx: JobContext, plan: _Plan, cell: _Cell, index: int,
                      total: int) -> tuple[Any, OutputSettings]:

@@ -340,3 +340,24 @@ def test_a_run_trained_by_the_real_trainer_plays_back(studio, tmp_path):
     assert final.settings.manifest_sha256 == run.manifest_sha256 != ""
     assert earlier.settings.checkpoint == checkpoints[-1].step
     assert studio.playground.cache.base_loads == 1
+
+
+def test_the_cache_makes_room_for_training_queued_behind_a_generation(studio, style):
+    started, release = threading.Event(), threading.Event()
+
+    def hold_device(ctx: JobContext) -> dict:
+        started.set()
+        assert release.wait(60)
+        return {}
+
+    studio.jobs.submit("caption", hold_device, title="Captioning")
+    assert started.wait(10)
+    job = studio.playground.submit(ask(style))
+    training = studio.jobs.submit("training", lambda ctx: {}, title="Training")
+    release.set()
+    assert studio.jobs.wait(job.id, 120).status == "done"
+    assert studio.jobs.wait(training.id, 60).status == "done"
+    cache = studio.playground.cache
+    assert cache.base_loads == 1 and not cache.is_loaded("tiny-sd15", "sd15")
+    one(studio, ask(style))  # the next generation simply loads it again
+    assert cache.base_loads == 2

@@ -36,9 +36,12 @@ def test_generate_an_image_and_see_it_with_its_settings(app_url, page, tmp_path)
     style_id, run_id = (tmp_path / "ids.txt").read_text().split()
     page.goto(str(app_url))
     page.get_by_role("tab", name="Playground").click()
-    expect(page.locator("#pg-hint")).to_contain_text("1 run(s) with a trained LoRA")
+    # the style's defaults arrive with the page's first events: slow on a busy machine
+    expect(page.locator("#pg-hint")).to_contain_text("1 run(s) with a trained LoRA",
+                                                     timeout=30_000)
     expect(page.locator("#pg-run input").first).to_have_value(re.compile(run_id))
-    expect(page.locator("#pg-prompt textarea")).to_have_value(re.compile(r"^inkwash, "))
+    expect(page.locator("#pg-prompt textarea")).to_have_value(re.compile(r"^inkwash, "),
+                                                              timeout=30_000)
 
     page.locator("#pg-random-seed input[type=checkbox]").uncheck()
     set_number(page, "pg-seed", "1234")
