@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from image_files import picture, save
 from playwright.sync_api import expect
-from test_images import picture, save
 
 from browser import screenshot
 from style_studio.studio import Studio
