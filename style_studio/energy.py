@@ -52,10 +52,9 @@ class EnergyReport:
                             self.estimated or earlier.estimated, method)
 
     def summary(self) -> str:
-        minutes = self.wall_s / 60
-        kind = "estimated" if self.estimated else "measured"
-        return (f"{minutes:.1f} min on {self.device}; {self.energy_wh:.2f} Wh ({kind}: "
-                f"{self.method})")
+        kind = "" if self.estimated else "measured: "  # an estimate's method says so itself
+        return (f"{self.wall_s / 60:.1f} min on {self.device}; {self.energy_wh:.2f} Wh "
+                f"({kind}{self.method})")
 
 
 class _NvmlReader:

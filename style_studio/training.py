@@ -108,7 +108,16 @@ class Training:
     def _run(self, doc: dict[str, Any]) -> Run:
         known = {f.name for f in fields(Run)} - {"run_dir"}
         data = {k: v for k, v in doc.items() if k in known}
+        if data.get("status") == "running" and data.get("job_id"):
+            data["step"] = self._live_step(data["job_id"], data.get("step", 0))
         return Run(run_dir=self.workspace.run_dir(doc["style_id"], doc["id"]), **data)
+
+    def _live_step(self, job_id: str, stored: int) -> int:
+        """The run record is written at checkpoints; the job knows the current step."""
+        try:
+            return int(self.studio.jobs.get(job_id).extra.get("step") or stored)
+        except StudioError:
+            return stored
 
     def get_run(self, run_id: str) -> Run:
         return self._run(self.store.require("runs", run_id, "Training run"))

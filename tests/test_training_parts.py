@@ -175,7 +175,7 @@ def test_cpu_energy_is_labelled_an_estimate():
     assert report.wall_s > 0 and report.energy_wh > 0
     total = report.plus(EnergyReport(10.0, "CPU", 1.0, True, report.method))
     assert total.wall_s == pytest.approx(report.wall_s + 10.0)
-    assert "estimated" in total.summary()
+    assert "estimate: assumed" in total.summary()
 
 
 def test_checkpoint_folder_ignores_half_written_ones(tmp_path):

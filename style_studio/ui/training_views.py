@@ -1,0 +1,220 @@
+"""What the Training tab shows, as plain values: summaries, progress, history, settings.
+
+Kept apart from the layout so each piece is a small function of the studio's state
+(the store and the run folders), which is what lets a reloaded page show the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from style_studio.energy import EnergyReport
+from style_studio.gate import TrainingPlan
+from style_studio.jobs import Job
+from style_studio.studio import Studio
+from style_studio.training import Run
+from style_studio.training_config import TrainConfig
+
+# Settings shown in the "Advanced" panel, in order; the rest keep their preset values.
+ADVANCED_FIELDS = ("max_steps", "epochs", "batch_size", "resolution",
+                   "rank", "alpha", "learning_rate", "optimizer",
+                   "lr_scheduler", "lr_warmup_steps", "min_snr_gamma", "noise_offset",
+                   "caption_dropout", "repeats", "seed", "targets",
+                   "flip", "gradient_checkpointing", "train_text_encoder", "mixed_precision",
+                   "sample_every", "checkpoint_every", "keep_checkpoints", "sample_steps")
+STATUS_ICONS = {"running": "🟢", "done": "✅", "failed": "❌", "cancelled": "⏹",
+                "interrupted": "⚠️"}
+HISTORY_HEADERS = ["Run", "Status", "Steps", "Started", "Images", "Base model", "Flags",
+                   "Energy"]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def field_values(config: TrainConfig) -> list[Any]:
+    """The advanced fields, the sample prompts (one per line) and the seeds."""
+    values = [getattr(config, name) for name in ADVANCED_FIELDS]
+    return [*values, "\n".join(config.sample_prompts),
+            ", ".join(str(s) for s in config.sample_seeds)]
+
+
+def config_from_form(preset: str, values: list[Any]) -> TrainConfig:
+    """Form values to a config; wrong types become the validation's clear messages."""
+    *advanced, prompts_text, seeds_text = values
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    base = TrainConfig.preset(preset)
+    data = base.to_dict()
+    for name, value in zip(ADVANCED_FIELDS, advanced, strict=True):
+        data[name] = _cast(types[name], value)
+    data["sample_prompts"] = [p.strip() for p in (prompts_text or "").splitlines() if p.strip()]
+    data["sample_seeds"] = _seeds(seeds_text)
+    data["preset_name"] = "custom" if _differs_beyond_samples(base, data) else base.preset_name
+    return TrainConfig.from_dict(data).validate()
+
+
+def _differs_beyond_samples(base: TrainConfig, data: dict[str, Any]) -> bool:
+    ignored = {"preset_name", "sample_prompts", "sample_seeds"}
+    return any(data[k] != v for k, v in base.to_dict().items() if k not in ignored)
+
+
+def _cast(kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    if value is None or value == "":
+        return value
+    try:
+        if kind == "int":
+            return round(float(value))
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        return value  # validation names the field and the bad value
+    if kind == "bool":
+        return bool(value)
+    return value
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        return [-1]  # validation says what seeds must be
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def dataset_markdown(plan: TrainingPlan) -> str:
+    included, excluded = len(plan.included), len(plan.excluded)
+    lines = [f"**Dataset:** {included} image(s) will be trained on"
+             + (f"; {excluded} left out by the consent gate." if excluded else ".")]
+    if not included:
+        lines.append("Nothing can be trained yet: clear consent in **Consent & licence** and "
+                     "approve captions in **Captions**.")
+    creators = sorted({item.creator for item in plan.included})
+    if creators:
+        lines.append("Creators: " + ", ".join(html.escape(c) for c in creators) + ".")
+    if plan.licences:
+        lines.append("Licences: " + ", ".join(f"{k} ({n})" for k, n in plan.licences.items())
+                     + ".")
+    for obligation in plan.obligations:
+        lines.append(f"⚖️ {html.escape(obligation)}")
+    if excluded:
+        rows = "\n".join(f"| {html.escape(ex.filename or ex.image_id)} | "
+                         f"{html.escape(ex.reason)} |" for ex in plan.excluded[:50])
+        more = f"\n\n…and {excluded - 50} more." if excluded > 50 else ""
+        lines.append(f"<details><summary>Left out ({excluded})</summary>\n\n| Image | Why |\n"
+                     f"|---|---|\n{rows}{more}\n\n</details>")
+    return "\n\n".join(lines)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_html(run: Run | None, job: Job | None) -> str:
+    """A bar with step, loss, speed and ETA; or the run's final state."""
+    if run is None:
+        return "<div id='train-progress-text'>No training run yet.</div>"
+    live = job is not None and not job.finished and job.params.get("run_id") == run.id
+    extra = job.extra if live and job else {}
+    total = int(extra.get("total_steps") or run.total_steps or 0)
+    step = int(extra.get("step") or run.step or 0)
+    fraction = (step / total) if total else 0.0
+    if live and job:
+        if job.status == "queued":
+            text = "🟡 Waiting for the device (another job is running)."
+        elif extra.get("phase") == "training":
+            speed = extra.get("steps_per_s") or 0
+            eta = extra.get("eta_s")
+            text = (f"🟢 Step {step}/{total} · loss {extra.get('loss_smooth', 0):.4f} · "
+                    f"{speed:.2f} steps/s" + (f" · about {_eta(eta)} left" if eta else ""))
+        else:
+            text = f"🟢 {html.escape(job.message or 'Starting')}"
+        if job.status == "running" and job.extra.get("cancelling"):
+            text += " · stopping after this step…"
+    else:
+        icon = STATUS_ICONS.get(run.status, "")
+        text = f"{icon} Run {run.id}: {run.status} at step {step}/{total}."
+        if run.error:
+            text += f" {html.escape(run.error)}"
+        if run.resumable:
+            text += " Press <b>Resume</b> to continue from its last checkpoint."
+    width = max(0.0, min(1.0, fraction)) * 100
+    return (f"<div class='train-progress'><div style='background:#e5e7eb;border-radius:6px;"
+            f"height:14px;overflow:hidden'><div id='train-progress-bar' style='width:{width:.1f}%;"
+            f"background:#6366f1;height:14px'></div></div>"
+            f"<div id='train-progress-text' style='margin-top:6px'>{text}</div></div>")
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
+    """Long format for gr.LinePlot: raw and smoothed loss per step."""
+    rows = [(m["step"], m["loss"], "loss") for m in metrics if "loss" in m]
+    rows += [(m["step"], m["loss_smooth"], "smoothed") for m in metrics if "loss_smooth" in m]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def served_samples(studio: Studio, run: Run) -> list[tuple[str, str]]:
+    """Sample images copied into the app's cache (the workspace itself is never served)."""
+    target = studio.workspace.upload_cache / "training-samples" / run.id
+    items = []
+    for sample in studio.training.samples(run.id):
+        copy = target / sample.path.name
+        if not copy.exists():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sample.path, copy)
+        items.append((str(copy), f"Step {sample.step} · {sample.prompt} · seed {sample.seed}"))
+    return items
+
+
+def energy_markdown(run: Run | None) -> str:
+    if run is None:
+        return ""
+    report = EnergyReport.from_dict(run.energy)
+    if report is None:
+        return "**Energy:** measured when the run stops."
+    return f"**Energy:** {html.escape(report.summary())}"
+
+
+# --------------------------------------------------------------------------- history
+
+
+def history_rows(runs: list[Run]) -> list[list[Any]]:
+    rows = []
+    for run in runs:
+        energy = EnergyReport.from_dict(run.energy)
+        energy_text = "" if energy is None else (
+            f"{energy.energy_wh:.2f} Wh" + (" (est.)" if energy.estimated else ""))
+        rows.append([run.id, f"{STATUS_ICONS.get(run.status, '')} {run.status}",
+                     f"{run.step}/{run.total_steps}", run.created_at.replace("T", " ")[:16],
+                     run.image_count, run.base_model, "; ".join(run.flags) or "—",
+                     energy_text])
+    return rows
+
+
+def run_choices(runs: list[Run]) -> list[tuple[str, str]]:
+    return [(f"{r.created_at.replace('T', ' ')[:16]} · {r.status} · step {r.step}/"
+             f"{r.total_steps}" + (" · ⚠ " + ", ".join(r.flags) if r.flags else ""), r.id)
+            for r in runs]
+
+
+def base_model_choices(studio: Studio, family: str) -> list[tuple[str, str]]:
+    return [(s.label + ("" if s.available else " — not available: " + s.detail), s.ref)
+            for s in studio.base_models(family)]
+
+
+def sample_path_names(items: list[tuple[str, str]]) -> list[str]:
+    return [Path(path).name for path, _ in items]
