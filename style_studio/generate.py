@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .erasure import ERASED_FLAG
 from .errors import InvalidInput, NotFound
 from .grids import GridLayout, compose_grid
 from .jobs import Job, JobContext
@@ -30,7 +31,6 @@ JOB_KIND = "generate"
 NATIVE_SIZE = {"sd15": 512, "sdxl": 1024}
 DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
 MAX_COUNT = 8
-ERASED_FLAG = "contains erased data"
 
 
 @dataclass
