@@ -87,7 +87,8 @@ class Images:
         return self.jobs.submit(INGEST_JOB, work, title=f"Import {label} into {style.name}",
                                 style_id=style_id,
                                 params={"files": [p.name for p in paths[:100]],
-                                        "count": len(paths)})
+                                        "count": len(paths)},
+                                uses_device=False)
 
     def discard_uploads(self, paths: list[Path]) -> None:
         """Delete upload copies that will not be imported (e.g. no style was chosen)."""

@@ -1,5 +1,8 @@
 """The job runner: one worker thread owns the device and runs one job at a time.
 
+Work that never touches the device (importing files) runs on a second lane with its
+own worker, so an artist can keep curating while a long training holds the device.
+
 Jobs are persisted so that a page reload, a second tab or a restart can see them;
 a job that was running when the process died is marked `interrupted` at the next
 start. Cancellation is cooperative: the job checks `ctx.check_cancelled()` between
@@ -23,6 +26,8 @@ from .store import Store, utc_now
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
 FINISHED: tuple[str, ...] = ("done", "failed", "cancelled", "interrupted")
+DEVICE_LANE, FILES_LANE = "device", "files"
+LANES = (DEVICE_LANE, FILES_LANE)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Job:
     result: dict[str, Any] | None = None
     error: str | None = None
     style_id: str | None = None
+    lane: str = DEVICE_LANE
     params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
@@ -96,12 +102,13 @@ class JobRunner:
         self._fns: dict[str, JobFn] = {}
         self._cancel: set[str] = set()
         self._last_persist: dict[str, float] = {}
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queues: dict[str, queue.Queue[str | None]] = {lane: queue.Queue() for lane in LANES}
         self._done = threading.Condition(self._lock)
         self._mark_interrupted()
-        self._thread = threading.Thread(target=self._work, name="style-studio-worker",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._work, args=(lane,), daemon=True,
+                                          name=f"style-studio-{lane}") for lane in LANES]
+        for thread in self._threads:
+            thread.start()
 
     def _mark_interrupted(self) -> None:
         """Jobs left queued/running by a dead process can never finish: say so."""
@@ -115,16 +122,19 @@ class JobRunner:
 
     # -- public API -------------------------------------------------------------
     def submit(self, kind: str, fn: JobFn, *, title: str = "", style_id: str | None = None,
-               params: dict[str, Any] | None = None) -> Job:
+               params: dict[str, Any] | None = None, uses_device: bool = True) -> Job:
+        """Queue `fn`; device jobs run one at a time, file jobs on their own lane."""
         doc = self.store.insert("jobs", asdict(Job(
             id="", kind=kind, title=title or kind, style_id=style_id,
-            params=params or {}, created_at=utc_now(), message="Waiting for the device",
+            params=params or {}, created_at=utc_now(),
+            lane=DEVICE_LANE if uses_device else FILES_LANE,
+            message="Waiting for the device" if uses_device else "Waiting",
         )))
         job = Job.from_doc(doc)
         with self._lock:
             self._live[job.id] = job
             self._fns[job.id] = fn
-        self._queue.put(job.id)
+        self._queues[job.lane].put(job.id)
         return copy.deepcopy(job)
 
     def get(self, job_id: str) -> Job:
@@ -145,10 +155,10 @@ class JobRunner:
         return jobs[:limit]
 
     def current(self) -> Job | None:
-        """The running job, else the oldest queued one."""
+        """The running device job, else another running job, else the oldest queued one."""
         with self._lock:
             live = [j for j in self._live.values() if j.status in ACTIVE]
-        live.sort(key=lambda j: (j.status != "running", j.created_at))
+        live.sort(key=lambda j: (j.status != "running", j.lane != DEVICE_LANE, j.created_at))
         return copy.deepcopy(live[0]) if live else None
 
     def cancel(self, job_id: str) -> Job:
@@ -175,12 +185,14 @@ class JobRunner:
         """Ask the running job to stop and end the worker (used by tests and at exit)."""
         with self._lock:
             self._cancel.update(j for j, job in self._live.items() if not job.finished)
-        self._queue.put(None)
-        self._thread.join(timeout)
+        for lane_queue in self._queues.values():
+            lane_queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
 
     # -- worker -------------------------------------------------------------------
-    def _work(self) -> None:
-        while (job_id := self._queue.get()) is not None:
+    def _work(self, lane: str) -> None:
+        while (job_id := self._queues[lane].get()) is not None:
             with self._lock:
                 job = self._live.get(job_id)
                 if job is None or job.status != "queued":

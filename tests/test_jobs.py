@@ -122,3 +122,23 @@ def test_job_running_when_the_process_died_is_interrupted_after_restart(tmp_path
     hold.set()
     restarted.shutdown()
     runner.shutdown()
+
+
+def test_file_jobs_run_beside_a_device_job_but_device_jobs_never_overlap(studio):
+    hold = threading.Event()
+    training_started = threading.Event()
+
+    def training(ctx):
+        training_started.set()
+        hold.wait(10)
+
+    device_job = studio.jobs.submit("train", training)
+    generate = studio.jobs.submit("generate", lambda ctx: {"ran": True})
+    assert training_started.wait(5)
+    imported = studio.jobs.wait(
+        studio.jobs.submit("import", lambda ctx: {"ok": True}, uses_device=False).id, timeout=5)
+    assert imported.status == "done" and imported.lane == "files"
+    assert studio.jobs.get(generate.id).status == "queued"  # waits for the device
+    assert studio.jobs.current().id == device_job.id
+    hold.set()
+    assert studio.jobs.wait(generate.id, timeout=5).status == "done"
