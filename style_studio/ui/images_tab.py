@@ -64,7 +64,7 @@ def report_markdown(studio: Studio, job: Job | None) -> str:
     if job is None:
         return ""
     if job.status in ("queued", "running"):
-        waiting = " (waiting for the device)" if job.status == "queued" else ""
+        waiting = " (waiting for the previous import)" if job.status == "queued" else ""
         return f"**Importing{waiting}… {job.progress:.0%}** — {_md(job.message)}"
     if job.status == "failed":
         return f"✗ **The import failed:** {_md(job.error)}"
