@@ -14,18 +14,12 @@ from style_studio.jobs import Job
 from style_studio.studio import Studio
 from style_studio.wording import TokenReport
 
+from .common import escape_md
+
 STATUS_LABELS = {"approved": "✓ approved", "draft": "✎ draft", "missing": "○ no caption"}
 TABLE_HEADERS = ["#", "File", "Status", "Caption", "Tokens", "Origin"]
 PEOPLE_COLORS = {"gender": "#f4a261", "ethnicity": "#e76f51", "age": "#2a9d8f",
                  "body": "#8e7dbe"}
-
-
-def md(text: Any) -> str:
-    """Escape text from files and models before it goes into Markdown."""
-    out = str(text if text is not None else "")
-    for char in "\\`*_{}[]<>#|":
-        out = out.replace(char, "\\" + char)
-    return out
 
 
 @dataclass
@@ -72,14 +66,14 @@ class Overview:
     def tokens_markdown(self) -> str:
         report = self.tokens
         if not report.available:
-            return f"Token counts: {md(report.reason)}"
-        text = (f"Token counts use the tokenizer of **{md(report.base_model)}** "
+            return f"Token counts: {escape_md(report.reason)}"
+        text = (f"Token counts use the tokenizer of **{escape_md(report.base_model)}** "
                 f"(limit {report.limit} tokens, start and end included; words past it are "
                 "cut off in training).")
         if not report.over:
             return text + " Every caption fits."
         names = {r.image_id: r.filename for r in self.rows}
-        lines = [f"- {md(names.get(k, k))}: **{n}** tokens" for k, n in report.over.items()]
+        lines = [f"- {escape_md(names.get(k, k))}: **{n}** tokens" for k, n in report.over.items()]
         return text + "\n\n**Past the limit:**\n" + "\n".join(lines)
 
 
@@ -101,9 +95,9 @@ def pick(overview: Overview, current: str | None, step: int = 0) -> str | None:
 def editor_status(overview: Overview, row: CaptionRow | None, trigger: str) -> str:
     if row is None:
         return "Choose an image."
-    parts = [f"**{STATUS_LABELS[row.status]}**", md(row.filename)]
+    parts = [f"**{STATUS_LABELS[row.status]}**", escape_md(row.filename)]
     if row.origin:
-        parts.append(md(row.origin))
+        parts.append(escape_md(row.origin))
     count = overview.tokens.counts.get(row.image_id)
     if count is not None:
         parts.append(f"{count} of {overview.tokens.limit} tokens")
@@ -111,7 +105,7 @@ def editor_status(overview: Overview, row: CaptionRow | None, trigger: str) -> s
     if row.image_id in overview.tokens.over:
         text += "\n\n⚠ Past the token limit: the end of this caption is cut off in training."
     if row.text and trigger and trigger.lower() not in row.text.lower():
-        text += f"\n\nThis caption does not contain the trigger word **{md(trigger)}**."
+        text += f"\n\nThis caption does not contain the trigger word **{escape_md(trigger)}**."
     return text
 
 
@@ -135,7 +129,7 @@ def stats_markdown(studio: Studio, style_id: str) -> tuple[str, list[list[Any]]]
         text += f" {len(stats.without_trigger)} caption(s) lack the trigger word."
     if stats.rare:
         text += ("\n\nUsed in one caption only (check they are consistent): "
-                 + ", ".join(md(w) for w in stats.rare[:40]))
+                 + ", ".join(escape_md(w) for w in stats.rare[:40]))
     return text, [[w.word, w.captions, w.uses] for w in stats.common]
 
 
@@ -145,7 +139,8 @@ def review_view(studio: Studio, style_id: str,
     found = studio.captions.wording(style_id)
     if not found.hits:
         return "No words about gender, ethnicity, age or body in the captions.", []
-    lines = [f"- **{md(category)}**: " + ", ".join(f"{md(w)} ({n})" for w, n in words.items())
+    lines = [f"- **{escape_md(category)}**: "
+             + ", ".join(f"{escape_md(w)} ({n})" for w, n in words.items())
              for category, words in found.counts.items()]
     text = ("Words about people are highlighted so you choose them consciously: they teach "
             "the model who belongs to your style. Nothing is changed for you.\n\n"
@@ -164,24 +159,24 @@ def job_markdown(job: Job | None) -> str:
         return ""
     if job.status in ("queued", "running"):
         waiting = " (waiting for the device)" if job.status == "queued" else ""
-        return f"**Auto-captioning{waiting}… {job.progress:.0%}** — {md(job.message)}"
+        return f"**Auto-captioning{waiting}… {job.progress:.0%}** — {escape_md(job.message)}"
     if job.status == "failed":
-        return f"✗ **Auto-captioning failed:** {md(job.error)}"
+        return f"✗ **Auto-captioning failed:** {escape_md(job.error)}"
     result = job.result or {}
     failures = result.get("failures") or job.extra.get("failures") or []
     if job.status == "cancelled":
         text = f"Auto-captioning was cancelled after {job.extra.get('done', 0)} image(s)."
     else:
         text = (f"**Auto-captioned {result.get('captioned', 0)} image(s)** with "
-                f"{md(result.get('model', ''))} as drafts: read, edit and approve each one.")
+                f"{escape_md(result.get('model', ''))} as drafts: read, edit and approve each one.")
         if result.get("message"):
-            text = md(result["message"])
+            text = escape_md(result["message"])
     skipped = result.get("skipped") or []
     if skipped:
         text += f" {len(skipped)} kept as they were (already captioned or approved)."
     if failures:
         text += "\n\n**Could not caption:**\n" + "\n".join(
-            f"- {md(f['filename'])}: {md(f['reason'])}" for f in failures)
+            f"- {escape_md(f['filename'])}: {escape_md(f['reason'])}" for f in failures)
     return text
 
 

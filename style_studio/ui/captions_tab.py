@@ -19,7 +19,7 @@ from style_studio.errors import StudioError
 from style_studio.jobs import Job
 
 from . import caption_views as views
-from .common import UIContext, guard, need_style
+from .common import UIContext, escape_md, guard, need_style
 
 
 def build(ctx: UIContext) -> None:
@@ -167,7 +167,7 @@ def build(ctx: UIContext) -> None:
         stats_text, common = views.stats_markdown(studio, style_id)
         review_text, segments = views.review_view(studio, style_id, overview)
         last = studio.captions.edits.last(style_id)
-        undo_text = (f"Last bulk edit: **{views.md(last.label)}** ({last.count} caption(s))"
+        undo_text = (f"Last bulk edit: **{escape_md(last.label)}** ({last.count} caption(s))"
                      if last else "No bulk edit to undo.")
         return (stats_text, common, overview.tokens_markdown(), review_text, segments,
                 undo_text)
@@ -237,7 +237,7 @@ def build(ctx: UIContext) -> None:
             return ""
         source = describe_captioner(ref, studio.captions.captioners_dir)
         icon = "✓" if source.available else "⚠"
-        return f"{icon} {views.md(source.detail)}"
+        return f"{icon} {escape_md(source.detail)}"
 
     def start(style_id, picked, typed, tmpl, over, approved, detail, image_ids=None):
         style_id = need_style(style_id)
@@ -289,7 +289,7 @@ def build(ctx: UIContext) -> None:
                 report = edits.undo(style_id)
             else:
                 report = getattr(edits, action)(style_id, args[0])
-            return (views.md(report.message), *listing(style_id, image_id),
+            return (escape_md(report.message), *listing(style_id, image_id),
                     *words_view(style_id))
         return handler
 
@@ -318,8 +318,8 @@ def build(ctx: UIContext) -> None:
             for path in map(Path, paths):  # the uploaded copies are no longer needed
                 if path.resolve().is_relative_to(cache):
                     path.unlink(missing_ok=True)
-        lines = [views.md(report.message)] + [
-            f"- {views.md(name)}: {views.md(reason)}" for name, reason in report.skipped]
+        lines = [escape_md(report.message)] + [
+            f"- {escape_md(name)}: {escape_md(reason)}" for name, reason in report.skipped]
         return ("\n".join(lines), None, *listing(style_id, image_id), *words_view(style_id))
 
     # -- wiring ------------------------------------------------------------------------

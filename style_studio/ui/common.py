@@ -52,6 +52,14 @@ def guard(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def escape_md(text: Any) -> str:
+    """Escape text from files, models or the artist before it goes into Markdown."""
+    out = str(text if text is not None else "")
+    for char in "\\`*_{}[]<>#|":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
 def need_style(style_id: str | None) -> str:
     """Most actions need a style; say so plainly when none is chosen."""
     if not style_id:

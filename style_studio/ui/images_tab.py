@@ -19,7 +19,7 @@ from style_studio.images import FILTERS, GalleryItem, IngestReport
 from style_studio.jobs import Job
 from style_studio.studio import Studio
 
-from .common import UIContext, guard, need_style
+from .common import UIContext, escape_md, guard, need_style
 
 FILTER_LABELS = {"all": "All", "needs caption": "Needs caption",
                  "needs consent": "Needs consent", "flagged": "Flagged"}
@@ -29,14 +29,6 @@ LEGEND = ("Each tile says whether its caption is approved (caption ✓) and its 
 REPORT_LINES = 40
 CONSENT_WORDS = {"cleared": "✓ cleared", "pending": "pending", "refused": "✗ refused",
                  "revoked": "✗ revoked", "missing": "not recorded yet (Consent tab)"}
-
-
-def _md(text: Any) -> str:
-    """Escape text that came from a file or a filename before it goes into Markdown."""
-    out = str(text if text is not None else "")
-    for char in "\\`*_{}[]<>#|":
-        out = out.replace(char, "\\" + char)
-    return out
 
 
 @dataclass
@@ -65,20 +57,21 @@ def report_markdown(studio: Studio, job: Job | None) -> str:
         return ""
     if job.status in ("queued", "running"):
         waiting = " (waiting for the previous import)" if job.status == "queued" else ""
-        return f"**Importing{waiting}… {job.progress:.0%}** — {_md(job.message)}"
+        return f"**Importing{waiting}… {job.progress:.0%}** — {escape_md(job.message)}"
     if job.status == "failed":
-        return f"✗ **The import failed:** {_md(job.error)}"
+        return f"✗ **The import failed:** {escape_md(job.error)}"
     if not job.result:
-        return f"The last import was {job.status}: {_md(job.message)}"
+        return f"The last import was {job.status}: {escape_md(job.message)}"
     report = IngestReport.from_dict(job.result)
     lines = [f"**Last import** ({(job.finished_at or '')[:16].replace('T', ' ')} UTC): "
              f"{report.headline}."]
-    lines += [f"- ✗ **{_md(name)}** — {_md(reason)}" for name, reason in report.rejected]
+    lines += [f"- ✗ **{escape_md(name)}** — {escape_md(reason)}"
+              for name, reason in report.rejected]
     for name, existing in report.duplicates:
         doc = studio.store.get("images", existing)
-        known = f" as *{_md(doc['filename'])}*" if doc else ""
-        lines.append(f"- = **{_md(name)}** — already in this style{known}; skipped")
-    lines += [f"- {_md(n)}" for n in report.notices]
+        known = f" as *{escape_md(doc['filename'])}*" if doc else ""
+        lines.append(f"- = **{escape_md(name)}** — already in this style{known}; skipped")
+    lines += [f"- {escape_md(n)}" for n in report.notices]
     if len(lines) > REPORT_LINES + 1:
         lines = [*lines[:REPORT_LINES + 1], f"- …and {len(lines) - REPORT_LINES - 1} more"]
     return "\n".join(lines)
@@ -105,12 +98,13 @@ def detail_markdown(item: GalleryItem) -> str:
         ("sha256 as uploaded", f"`{r.source_sha256}`"),
         ("Perceptual hash", f"`{r.phash}` · sharpness {r.sharpness:.0f}"),
     ]
-    text = [f"#### {_md(r.filename)}"]
-    text += [f"- **{k}:** {v if k.startswith(('sha', 'Perc')) else _md(v)}" for k, v in rows]
+    text = [f"#### {escape_md(r.filename)}"]
+    text += [f"- **{k}:** {v if k.startswith(('sha', 'Perc')) else escape_md(v)}" for k, v in rows]
     if item.warnings:
-        text += ["", "**Warnings**", *(f"- ⚠ {_md(w)}" for w in item.warnings)]
+        text += ["", "**Warnings**", *(f"- ⚠ {escape_md(w)}" for w in item.warnings)]
     if r.normalised:
-        text += ["", "**What the stored copy changed**", *(f"- {_md(n)}" for n in r.normalised)]
+        text += ["", "**What the stored copy changed**",
+                 *(f"- {escape_md(n)}" for n in r.normalised)]
     if r.near_duplicates:
         text += ["", "≈ Looks almost the same as another image: compare them under "
                      "*Near-duplicates* below."]
@@ -330,7 +324,7 @@ class ImagesTab:
             raise gr.Error("Click an image in the gallery first.")
         record = self.studio.images.get(image_id)
         return (gr.update(visible=True), image_id,
-                f"Remove **{_md(record.filename)}** from this style? Its stored copy, "
+                f"Remove **{escape_md(record.filename)}** from this style? Its stored copy, "
                 "thumbnail, caption, consent record and cached data are deleted; an audit "
                 "entry keeps only its hashes and the reason. This cannot be undone.")
 
