@@ -22,14 +22,12 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers import DDPMScheduler
-from diffusers.optimization import get_scheduler
 from diffusers.training_utils import compute_snr
-from peft import LoraConfig
 
 from .checkpoints import STATE_DIR, CheckpointFolder, TrainingState, read_state, replace_folder
 from .checkpoints import write_state as write_training_state
 from .conditioning import TextConditioner, time_ids
-from .errors import InvalidInput, JobCancelled, StudioError
+from .errors import JobCancelled, StudioError
 from .files import atomic_write_text
 from .gate import TrainItem
 from .lora_export import (
@@ -40,9 +38,10 @@ from .lora_export import (
     write_diffusers,
     write_kohya,
 )
-from .models import DeviceChoice, load_pipeline, pick_device
+from .lora_setup import add_adapters, make_optimizer, precision, restore_lora
+from .models import load_pipeline, pick_device
 from .sampling import SampleWriter
-from .training_config import TARGETS, TEXT_ENCODER_TARGETS, TrainConfig
+from .training_config import TrainConfig
 from .training_data import (
     BatchOrder,
     DatasetSpec,
@@ -106,14 +105,6 @@ class Outcome:
     cache_misses: int
 
 
-def _precision(config: TrainConfig, device: DeviceChoice) -> str:
-    if not device.device.startswith("cuda"):
-        return "no"  # CPU and MPS train in fp32; autocast there is slower or unsupported
-    if config.mixed_precision == "auto":
-        return "bf16" if device.dtype == torch.bfloat16 else "fp16"
-    return config.mixed_precision
-
-
 class Trainer:
     """Trains one run; `prepare()` then `run()`, or `train_step()` for benchmarks."""
 
@@ -132,7 +123,7 @@ class Trainer:
     def prepare(self) -> None:
         cfg, spec = self.cfg, self.spec
         self.device = pick_device(cfg.device)
-        self.accelerator = Accelerator(mixed_precision=_precision(cfg, self.device),
+        self.accelerator = Accelerator(mixed_precision=precision(cfg, self.device),
                                        cpu=self.device.device == "cpu")
         self.dev = self.accelerator.device
         self._status("Loading the base model")
@@ -141,47 +132,22 @@ class Trainer:
         self.unet = self.pipe.unet
         self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
         self.text = TextConditioner(self.pipe, spec.family)
-        self._add_adapters()
+        self.configs, self.models = add_adapters(self.unet, self.text.encoders,
+                                                 [self.pipe.vae], cfg)
         self.examples = self._encode_dataset()
         self.empty_text = self._empty_text()
         self.order = BatchOrder([e.bucket for e in self.examples], cfg.batch_size, cfg.repeats,
                                 cfg.seed)
         self.total_steps = (cfg.epochs * self.order.steps_per_epoch if cfg.epochs > 0
                             else cfg.max_steps)
-        self._optimizer()
+        optimizer, scheduler, self.params = make_optimizer(self.models, cfg, self.total_steps)
+        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
+            self.unet, optimizer, scheduler)
         self.generator = torch.Generator(device=self.dev).manual_seed(cfg.seed)
         self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
                                     lambda: self.reporter.cancel_requested)
         if spec.resume:
             self._restore()
-
-    def _add_adapters(self) -> None:
-        cfg = self.cfg
-        for module in [self.unet, self.pipe.vae, *self.text.encoders]:
-            module.requires_grad_(False)
-        torch.manual_seed(cfg.seed)  # LoRA's gaussian init draws from the global RNG
-        self.configs = {"unet": LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha,
-                                           init_lora_weights="gaussian",
-                                           target_modules=list(TARGETS[cfg.targets]))}
-        self.unet.add_adapter(self.configs["unet"])
-        self.models: dict[str, torch.nn.Module] = {"unet": self.unet}
-        if cfg.train_text_encoder:
-            names = ["text_encoder", "text_encoder_2"][:len(self.text.encoders)]
-            for name, encoder in zip(names, self.text.encoders, strict=True):
-                self.configs[name] = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha,
-                                                init_lora_weights="gaussian",
-                                                target_modules=list(TEXT_ENCODER_TARGETS))
-                encoder.add_adapter(self.configs[name])
-                self.models[name] = encoder
-        for model in self.models.values():  # trainable LoRA weights in fp32, base stays low
-            for param in model.parameters():
-                if param.requires_grad:
-                    param.data = param.data.float()
-        if cfg.gradient_checkpointing:
-            self.unet.enable_gradient_checkpointing()
-            for name, encoder in self.models.items():
-                if name != "unet":
-                    encoder.gradient_checkpointing_enable()
 
     def _encode_dataset(self) -> list[TrainExample]:
         cfg, spec, vae = self.cfg, self.spec, self.pipe.vae
@@ -223,32 +189,6 @@ class Trainer:
         out = self.text.encode([""], self.dev)
         return out.embeds[0].float().cpu(), None if out.pooled is None else out.pooled[0].cpu()
 
-    def _optimizer(self) -> None:
-        cfg = self.cfg
-        groups = [{"params": [p for p in self.unet.parameters() if p.requires_grad],
-                   "lr": cfg.learning_rate}]
-        for name, model in self.models.items():
-            if name != "unet":
-                groups.append({"params": [p for p in model.parameters() if p.requires_grad],
-                               "lr": cfg.text_encoder_lr})
-        self.params = [p for group in groups for p in group["params"]]
-        if cfg.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate,
-                                          weight_decay=cfg.weight_decay)
-        elif cfg.optimizer == "adafactor":
-            from transformers.optimization import Adafactor
-
-            optimizer = Adafactor(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  scale_parameter=False, relative_step=False, warmup_init=False)
-        else:
-            optimizer = torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=0.9,
-                                        weight_decay=cfg.weight_decay)
-        scheduler = get_scheduler(cfg.lr_scheduler, optimizer,
-                                  num_warmup_steps=cfg.lr_warmup_steps,
-                                  num_training_steps=self.total_steps)
-        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
-            self.unet, optimizer, scheduler)
-
     # -- resume ---------------------------------------------------------------------------
     def _restore(self) -> None:
         self.checkpoints.clean_temp()
@@ -257,7 +197,8 @@ class Trainer:
             self.reporter.log("No complete checkpoint yet: starting again from step 0.")
             return
         state = read_state(self.checkpoints.path(step) / STATE_DIR)
-        self._load_lora(state.lora)
+        restore_lora({k: self.accelerator.unwrap_model(m) for k, m in self.models.items()},
+                     state.lora)
         self.optimizer.load_state_dict(state.optimizer)
         self.lr_scheduler.load_state_dict(state.scheduler)
         self.generator.set_state(state.generator.to("cpu"))
@@ -268,19 +209,6 @@ class Trainer:
         self.checkpoints.drop_after(step)
         self._truncate_metrics(step)
         self.reporter.log(f"Resumed from the checkpoint at step {step}.")
-
-    def _load_lora(self, state: dict[str, torch.Tensor]) -> None:
-        wanted = dict(state)
-        for prefix, model in self.models.items():
-            model = self.accelerator.unwrap_model(model)
-            for name, param in model.named_parameters():
-                if "lora_" in name:
-                    key = f"{prefix}.{name.replace('.default', '')}"
-                    with torch.no_grad():
-                        param.copy_(wanted.pop(key).to(param.device, param.dtype))
-        if wanted:
-            raise InvalidInput("The checkpoint does not match this run's LoRA layout "
-                               f"({len(wanted)} unexpected tensors); start a new run.")
 
     def _truncate_metrics(self, step: int) -> None:
         path = self.spec.run_dir / "metrics.jsonl"
@@ -455,7 +383,7 @@ class Trainer:
                "time": round(self.elapsed_before + session_s, 3)}
         handle.write(json.dumps(row) + "\n")
         handle.flush()
-        eta_text = f" · about {_duration(eta)} left" if eta is not None else ""
+        eta_text = f" · about {format_duration(eta)} left" if eta is not None else ""
         self.reporter.progress(self.step / self.total_steps,
                                f"Step {self.step}/{self.total_steps} · loss {smooth:.4f}"
                                f"{eta_text}", phase="training", run_id=self.spec.run_id,
@@ -532,7 +460,8 @@ class Trainer:
             torch.cuda.empty_cache()
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
+    """'45 s', '12 min', '2.5 h': what an artist reads in an ETA."""
     if seconds is None:
         return "?"
     seconds = int(seconds)

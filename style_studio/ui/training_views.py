@@ -18,6 +18,7 @@ from style_studio.energy import EnergyReport
 from style_studio.gate import TrainingPlan
 from style_studio.jobs import Job
 from style_studio.studio import Studio
+from style_studio.trainer import format_duration
 from style_studio.training import Run
 from style_studio.training_config import TrainConfig
 
@@ -132,7 +133,8 @@ def progress_html(run: Run | None, job: Job | None) -> str:
             speed = extra.get("steps_per_s") or 0
             eta = extra.get("eta_s")
             text = (f"🟢 Step {step}/{total} · loss {extra.get('loss_smooth', 0):.4f} · "
-                    f"{speed:.2f} steps/s" + (f" · about {_eta(eta)} left" if eta else ""))
+                    f"{speed:.2f} steps/s")
+            text += f" · about {format_duration(eta)} left" if eta else ""
         else:
             text = f"🟢 {html.escape(job.message or 'Starting')}"
         if job.status == "running" and job.extra.get("cancelling"):
@@ -149,15 +151,6 @@ def progress_html(run: Run | None, job: Job | None) -> str:
             f"height:14px;overflow:hidden'><div id='train-progress-bar' style='width:{width:.1f}%;"
             f"background:#6366f1;height:14px'></div></div>"
             f"<div id='train-progress-text' style='margin-top:6px'>{text}</div></div>")
-
-
-def _eta(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
