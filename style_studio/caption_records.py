@@ -8,11 +8,11 @@ re-exports these names and adds the Captions service on top.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import InvalidInput
-from .store import Store, utc_now
+from .store import Store, known_fields, utc_now
 
 CaptionStatus = Literal["draft", "approved"]
 OriginKind = Literal["auto", "imported", "manual"]
@@ -54,8 +54,7 @@ class Caption:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Caption:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in doc.items() if k in known}
+        data = known_fields(cls, doc)
         data["origin"] = CaptionOrigin(**(doc.get("origin") or {}))
         return cls(**data)
 

@@ -6,10 +6,11 @@ Training modules (see docs/architecture.md).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from .image_sources import Rejection
+from .store import known_fields
 
 
 class Duplicate(NamedTuple):
@@ -50,8 +51,7 @@ class ImageRecord:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> ImageRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls(**known_fields(cls, doc))
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)

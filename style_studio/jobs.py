@@ -17,11 +17,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import JobCancelled, StudioError
-from .store import Store, utc_now
+from .store import Store, known_fields, utc_now
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
@@ -51,8 +51,7 @@ class Job:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls(**known_fields(cls, doc))
 
     @property
     def finished(self) -> bool:

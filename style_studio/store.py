@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ SCHEMA_VERSION = 1
 TABLES = ("meta", "styles", "images", "captions", "consents", "runs", "jobs", "audit")
 
 Migration = Callable[["Store"], None]
+
+
+def known_fields(cls: type, doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a stored document that dataclass `cls` declares.
+
+    Records written by a newer or older version may carry extra keys; reading them
+    must not fail on those.
+    """
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}
 
 
 def utc_now() -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInput
 from .family import FAMILY_LABELS, check_family
-from .store import Store, utc_now
+from .store import Store, known_fields, utc_now
 from .workspace import Workspace
 
 TRIGGER_PATTERN = re.compile(r"^[\w-]{2,40}$")
@@ -31,8 +31,7 @@ class Style:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Style:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in known})
+        return cls(**known_fields(cls, doc))
 
     @property
     def family_label(self) -> str:
