@@ -388,7 +388,8 @@ class Trainer:
                                f"Step {self.step}/{self.total_steps} · loss {smooth:.4f}"
                                f"{eta_text}", phase="training", run_id=self.spec.run_id,
                                step=self.step, total_steps=self.total_steps, loss=loss,
-                               loss_smooth=smooth, eta_s=eta, steps_per_s=steps_per_s)
+                               loss_smooth=smooth, lr=lr, eta_s=eta,
+                               steps_per_s=steps_per_s)
 
     def _status(self, message: str) -> None:
         self.reporter.progress(0.0, message, phase="preparing", run_id=self.spec.run_id)

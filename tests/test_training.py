@@ -173,3 +173,35 @@ def test_cache_is_reused_keyed_and_erased_with_the_image(trained, tmp_path):
     studio.images.remove(ids[0], reason="test")
     assert not folder.exists()
     assert "contains erased data" in studio.training.get_run(run.id).flags
+
+
+def test_text_encoder_ff_conv_lora_with_checkpointing_and_adafactor(tmp_path):
+    """The optional parts: text-encoder LoRA (both SDXL encoders), ff + conv targets,
+    gradient checkpointing and another optimizer, written and loaded both ways."""
+    with Studio.open(tmp_path / "workspace") as studio:
+        style, _ = make_trainable_style(studio, tmp_path, family="sdxl", count=2)
+        config = tiny_config(max_steps=2, checkpoint_every=0, train_text_encoder=True,
+                             targets="attention+ff+conv", gradient_checkpointing=True,
+                             optimizer="adafactor", caption_dropout=0.5)
+        job = studio.jobs.wait(studio.training.start(style.id, config,
+                                                     base_model="tiny-sdxl").id, 300)
+        assert job.status == "done", job.error
+        assert job.extra["lr"] == pytest.approx(1e-2)
+        lora = studio.training.get_run(job.result["run_id"]).run_dir / "lora"
+        diffusers = load_file(lora / DIFFUSERS_NAME)
+        for prefix in ("unet.", "text_encoder.", "text_encoder_2."):
+            assert any(k.startswith(prefix) for k in diffusers), prefix
+        assert any(".conv1.lora_A." in k for k in diffusers)
+        assert any(".ff.net.2.lora_B." in k for k in diffusers)
+        kohya_file = next(lora.glob("*.kohya.safetensors"))
+        kohya = load_file(kohya_file)
+        for prefix in ("lora_unet_", "lora_te1_", "lora_te2_"):
+            assert any(k.startswith(prefix) for k in kohya), prefix
+        assert kohya["lora_unet_input_blocks_1_0_in_layers_2.lora_down.weight"].ndim == 4
+        models, device = studio.workspace.models_dir, pick_device("cpu")
+        outputs = []
+        for source in (lora, kohya_file):
+            pipe = load_pipeline("tiny-sdxl", "sdxl", models, device)
+            pipe.load_lora_weights(str(source))
+            outputs.append(_render(pipe))
+        assert np.abs(outputs[0] - outputs[1]).max() < 1e-4
