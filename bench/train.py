@@ -4,8 +4,8 @@ caching latents and text embeddings save over encoding every step?
 Side by side, in one process, on the tiny SD 1.5 model (offline; CPU unless a GPU is
 present), interleaved round by round so machine load hits every variant alike:
 
-- trainer step:    `Trainer.train_step` — batch from the bucketed cache, latent
-                   sampling, noise/timesteps from the run's generator, min-SNR, clipping,
+- trainer step:    `Trainer.train_step` — batch from the bucketed cache,
+                   noise/timesteps from the run's generator, min-SNR, clipping,
                    LR schedule, accelerate wrappers
 - bare step:       the same UNet + LoRA forward, backward and AdamW step on identical,
                    pre-made tensors: nothing else
@@ -138,7 +138,7 @@ def reference_step_fn(trainer: Trainer) -> Callable[[], None]:
             with Image.open(item.path) as image:
                 pixels.append(fit_to_bucket(image, (cfg.resolution, cfg.resolution)).pixels)
         with torch.no_grad():
-            latents = pipe.vae.encode(torch.stack(pixels)).latent_dist.sample(generator=gen)
+            latents = pipe.vae.encode(torch.stack(pixels)).latent_dist.mean
             latents = latents * pipe.vae.config.scaling_factor
             embeds = text.encode([f"shapestyle, {item.caption}" for item in picks], "cpu").embeds
         noise = torch.randn(latents.shape, generator=gen)

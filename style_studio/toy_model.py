@@ -89,7 +89,7 @@ def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     unet.eval()
     return losses
 
@@ -99,11 +99,12 @@ def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()
     with torch.random.fork_rng(devices=[]):
         pipe = build_tiny_pipeline("sd15", seed)
         losses = pretrain(pipe, seed, recipe)
+    window = min(50, max(1, len(losses) // 4))  # mean loss over the first / last steps
     pipe.save_pretrained(folder, safe_serialization=True)
     marker = {"kind": "toy", "family": "sd15", "seed": seed, "note": TOY_LABEL,
               "recipe": recipe.__dict__,
-              "loss_first_50": float(np.mean(losses[:50])),
-              "loss_last_50": float(np.mean(losses[-50:]))}
+              "loss_start": float(np.mean(losses[:window])),
+              "loss_end": float(np.mean(losses[-window:])), "loss_window": window}
     atomic_write_json(folder / TINY_MARKER, marker)
     return folder
 

@@ -2,7 +2,7 @@
 
 One `Trainer` trains one run in the worker thread: it loads the base model, adds LoRA
 adapters, encodes the gate's images once (cached), then steps. All randomness of a
-step (latent sampling, noise, timesteps, flips, caption dropout) comes from one
+step (noise, timesteps, flips, caption dropout) comes from one
 seeded generator whose state is checkpointed with the optimizer and LR schedule, and
 the batch order is a function of (seed, epoch): a resumed run equals an uninterrupted
 one. A non-finite loss stops the run before anything is saved from that state.
@@ -160,9 +160,11 @@ class Trainer:
             vae.to(torch.float32)  # SDXL's VAE overflows in fp16; latents are cached anyway
 
         @torch.no_grad()
-        def encode_image(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            dist = vae.encode(pixels.to(self.dev, torch.float32)).latent_dist
-            return dist.mean, dist.std
+        def encode_image(pixels: torch.Tensor) -> torch.Tensor:
+            # The posterior mean, as kohya's cache and many trainers use: a real VAE's
+            # posterior std is ~1% of the signal, so sampling adds almost nothing there,
+            # while the toy model's random VAE has std ~1 and would drown the image.
+            return vae.encode(pixels.to(self.dev, torch.float32)).latent_dist.mean
 
         @torch.no_grad()
         def encode_text(caption: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -226,12 +228,9 @@ class Trainer:
             else [False] * n
         drops = (torch.rand(n, generator=gen, device=dev) < self.cfg.caption_dropout).tolist() \
             if self.cfg.caption_dropout > 0 else [False] * n
-        stats = torch.stack([e.latent_flipped if f and e.latent_flipped is not None
-                             else e.latent for e, f in zip(examples, flips, strict=True)])
-        stats = stats.to(dev)
-        mean, std = stats[:, 0], stats[:, 1]
-        latents = mean + std * torch.randn(mean.shape, generator=gen, device=dev)
-        latents = latents * self.pipe.vae.config.scaling_factor
+        latents = torch.stack([e.latent_flipped if f and e.latent_flipped is not None
+                               else e.latent for e, f in zip(examples, flips, strict=True)])
+        latents = latents.to(dev) * self.pipe.vae.config.scaling_factor
         batch = {"latents": latents}
         if self.cfg.train_text_encoder:
             batch["captions"] = ["" if d else e.caption for e, d in zip(examples, drops,

@@ -1,7 +1,7 @@
 """The training set: what the gate allows, cut to aspect-ratio buckets, encoded once.
 
 Each image is resized to cover the bucket nearest its aspect ratio and centre-cropped;
-its VAE latent distribution (mean and std) and its caption's text embedding are cached
+its VAE latent (the posterior mean) and its caption's text embedding are cached
 under `cache/<image sha256>/`, keyed by caption, base-model identity and size, so a
 second run reuses them and erasing the image removes them with its folder.
 The batch order is a pure function of (seed, epoch): a resumed run replays it exactly.
@@ -25,10 +25,10 @@ from .errors import InvalidInput
 from .files import atomic_write_bytes
 from .gate import TrainItem
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 MAX_ASPECT = 3.0
 
-ImageEncoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
 TextEncoder = Callable[[str], tuple[torch.Tensor, torch.Tensor | None]]
 Progress = Callable[[int, int, str], None]
 
@@ -99,7 +99,7 @@ class TrainExample:
     bucket: tuple[int, int]
     original_size: tuple[int, int]
     crop_top_left: tuple[int, int]
-    latent: torch.Tensor  # (2, C, h, w): mean and std of the VAE posterior
+    latent: torch.Tensor  # (C, h, w): the VAE posterior's mean, unscaled
     latent_flipped: torch.Tensor | None = None
     embeds: torch.Tensor | None = None
     pooled: torch.Tensor | None = None
@@ -218,8 +218,7 @@ def _example(item: TrainItem, spec: DatasetSpec, sizes: list[tuple[int, int]],
     fitted = fit_to_bucket(image, bucket)
 
     def encode(pixels: torch.Tensor) -> torch.Tensor:
-        mean, std = encode_image(pixels[None])
-        return torch.stack([mean[0], std[0]])
+        return encode_image(pixels[None])[0]
 
     latent = cache.latent(item.sha256, bucket, False, lambda: encode(fitted.pixels))
     flipped = None
