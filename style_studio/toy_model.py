@@ -52,14 +52,21 @@ def toy_folder_name(seed: int) -> str:
 
 def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
                  recipe: ToyRecipe) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents (VAE means) and text embeddings of a pool of random shape images."""
+    """Latents (VAE means) and text embeddings of a pool of random shape images.
+
+    The random VAE's latents are far smaller than a real VAE's, so its scaling factor is
+    set here to 1 / their std, as SD's own factor was chosen: otherwise the noisy latents
+    are almost pure noise and the UNet has no image left to learn from.
+    """
     pictures, captions = zip(*(shapes_image(rng, recipe.image_size)
                                for _ in range(recipe.pool_size)), strict=True)
     pixels = torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).float()
     pixels = pixels.permute(0, 3, 1, 2) / 127.5 - 1.0
     with torch.no_grad():
         latents = torch.cat([pipe.vae.encode(chunk).latent_dist.mean
-                             for chunk in pixels.split(8)]) * pipe.vae.config.scaling_factor
+                             for chunk in pixels.split(8)])
+        pipe.vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
+        latents = latents * pipe.vae.config.scaling_factor
         ids = pipe.tokenizer(list(captions), padding="max_length", truncation=True,
                              max_length=pipe.tokenizer.model_max_length,
                              return_tensors="pt").input_ids
@@ -103,6 +110,7 @@ def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()
     pipe.save_pretrained(folder, safe_serialization=True)
     marker = {"kind": "toy", "family": "sd15", "seed": seed, "note": TOY_LABEL,
               "recipe": recipe.__dict__,
+              "vae_scaling_factor": pipe.vae.config.scaling_factor,
               "loss_start": float(np.mean(losses[:window])),
               "loss_end": float(np.mean(losses[-window:])), "loss_window": window}
     atomic_write_json(folder / TINY_MARKER, marker)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
@@ -123,6 +124,9 @@ class Trainer:
     def prepare(self) -> None:
         cfg, spec = self.cfg, self.spec
         self.device = pick_device(cfg.device)
+        # accelerate keeps one process-wide state and refuses a second Accelerator with
+        # another precision or device; runs here are sequential, so start each afresh.
+        AcceleratorState._reset_state(reset_partial_state=True)
         self.accelerator = Accelerator(mixed_precision=precision(cfg, self.device),
                                        cpu=self.device.device == "cpu")
         self.dev = self.accelerator.device
