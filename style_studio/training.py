@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from .provenance import (
     write_manifest,
 )
 from .sampling import sample_name
-from .store import new_id, utc_now
+from .store import known_fields, new_id, utc_now
 from .trainer import Trainer, TrainSpec
 from .training_config import TrainConfig
 from .training_data import training_caption
@@ -106,8 +106,8 @@ class Training:
 
     # -- reading --------------------------------------------------------------------------
     def _run(self, doc: dict[str, Any]) -> Run:
-        known = {f.name for f in fields(Run)} - {"run_dir"}
-        data = {k: v for k, v in doc.items() if k in known}
+        data = known_fields(Run, doc)
+        data.pop("run_dir", None)
         if data.get("status") == "running" and data.get("job_id"):
             data["step"] = self._live_step(data["job_id"], data.get("step", 0))
         return Run(run_dir=self.workspace.run_dir(doc["style_id"], doc["id"]), **data)

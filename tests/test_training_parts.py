@@ -200,3 +200,17 @@ def test_checkpoint_folder_ignores_half_written_ones(tmp_path):
         folder.write(8, broken, keep=2)
     assert folder.steps() == [4, 6]
     assert not list(folder.root.glob(".step-000008.*.tmp"))  # temp removed
+
+
+def test_training_form_round_trips_and_marks_custom_settings():
+    from style_studio.ui.training_views import config_from_form, field_values
+
+    quick = TrainConfig.preset("quick", sample_prompts=["inkwash, a cat"])
+    values = field_values(quick)
+    assert config_from_form("quick", values) == quick
+    values[0] = 250.0  # steps typed in the form arrive as floats
+    changed = config_from_form("quick", values)
+    assert changed.max_steps == 250 and changed.preset_name == "custom"
+    values[4] = 0  # rank
+    with pytest.raises(InvalidInput, match="rank must be between 1 and 256"):
+        config_from_form("quick", values)

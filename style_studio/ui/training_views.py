@@ -22,6 +22,8 @@ from style_studio.trainer import format_duration
 from style_studio.training import Run
 from style_studio.training_config import TrainConfig
 
+from .common import escape_md
+
 # Settings shown in the "Advanced" panel, in order; the rest keep their preset values.
 ADVANCED_FIELDS = ("max_steps", "epochs", "batch_size", "resolution",
                    "rank", "alpha", "learning_rate", "optimizer",
@@ -99,15 +101,15 @@ def dataset_markdown(plan: TrainingPlan) -> str:
                      "approve captions in **Captions**.")
     creators = sorted({item.creator for item in plan.included})
     if creators:
-        lines.append("Creators: " + ", ".join(html.escape(c) for c in creators) + ".")
+        lines.append("Creators: " + ", ".join(escape_md(c) for c in creators) + ".")
     if plan.licences:
         lines.append("Licences: " + ", ".join(f"{k} ({n})" for k, n in plan.licences.items())
                      + ".")
     for obligation in plan.obligations:
-        lines.append(f"⚖️ {html.escape(obligation)}")
+        lines.append(f"⚖️ {escape_md(obligation)}")
     if excluded:
-        rows = "\n".join(f"| {html.escape(ex.filename or ex.image_id)} | "
-                         f"{html.escape(ex.reason)} |" for ex in plan.excluded[:50])
+        rows = "\n".join(f"| {escape_md(ex.filename or ex.image_id)} | "
+                         f"{escape_md(ex.reason)} |" for ex in plan.excluded[:50])
         more = f"\n\n…and {excluded - 50} more." if excluded > 50 else ""
         lines.append(f"<details><summary>Left out ({excluded})</summary>\n\n| Image | Why |\n"
                      f"|---|---|\n{rows}{more}\n\n</details>")
@@ -179,7 +181,7 @@ def energy_markdown(run: Run | None) -> str:
     report = EnergyReport.from_dict(run.energy)
     if report is None:
         return "**Energy:** measured when the run stops."
-    return f"**Energy:** {html.escape(report.summary())}"
+    return f"**Energy:** {escape_md(report.summary())}"
 
 
 # --------------------------------------------------------------------------- history
