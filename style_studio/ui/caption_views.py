@@ -14,7 +14,7 @@ from style_studio.jobs import Job
 from style_studio.studio import Studio
 from style_studio.wording import TokenReport
 
-from .common import escape_md
+from .common import escape_md, job_state_markdown
 
 STATUS_LABELS = {"approved": "✓ approved", "draft": "✎ draft", "missing": "○ no caption"}
 TABLE_HEADERS = ["#", "File", "Status", "Caption", "Tokens", "Origin"]
@@ -157,11 +157,10 @@ def review_view(studio: Studio, style_id: str,
 def job_markdown(job: Job | None) -> str:
     if job is None:
         return ""
-    if job.status in ("queued", "running"):
-        waiting = " (waiting for the device)" if job.status == "queued" else ""
-        return f"**Auto-captioning{waiting}… {job.progress:.0%}** — {escape_md(job.message)}"
-    if job.status == "failed":
-        return f"✗ **Auto-captioning failed:** {escape_md(job.error)}"
+    state = job_state_markdown(job, "Auto-captioning", "the device",
+                               "Auto-captioning failed")
+    if state:
+        return state
     result = job.result or {}
     failures = result.get("failures") or job.extra.get("failures") or []
     if job.status == "cancelled":

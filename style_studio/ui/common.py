@@ -60,6 +60,20 @@ def escape_md(text: Any) -> str:
     return out
 
 
+def job_state_markdown(job: Any, doing: str, queued_for: str, failed: str) -> str | None:
+    """The line a tab shows while its job waits, runs or has failed; None once it is done.
+
+    `doing` names the work ("Importing"), `queued_for` what a queued job waits for,
+    `failed` the words for a failure ("The import failed").
+    """
+    if job.status in ("queued", "running"):
+        waiting = f" (waiting for {queued_for})" if job.status == "queued" else ""
+        return f"**{doing}{waiting}… {job.progress:.0%}** — {escape_md(job.message)}"
+    if job.status == "failed":
+        return f"✗ **{failed}:** {escape_md(job.error)}"
+    return None
+
+
 def need_style(style_id: str | None) -> str:
     """Most actions need a style; say so plainly when none is chosen."""
     if not style_id:

@@ -19,7 +19,7 @@ from style_studio.images import FILTERS, GalleryItem, IngestReport
 from style_studio.jobs import Job
 from style_studio.studio import Studio
 
-from .common import UIContext, escape_md, guard, need_style
+from .common import UIContext, escape_md, guard, job_state_markdown, need_style
 
 FILTER_LABELS = {"all": "All", "needs caption": "Needs caption",
                  "needs consent": "Needs consent", "flagged": "Flagged"}
@@ -55,11 +55,10 @@ def report_markdown(studio: Studio, job: Job | None) -> str:
     """The newest import of the style: progress while it runs, then its report."""
     if job is None:
         return ""
-    if job.status in ("queued", "running"):
-        waiting = " (waiting for the previous import)" if job.status == "queued" else ""
-        return f"**Importing{waiting}… {job.progress:.0%}** — {escape_md(job.message)}"
-    if job.status == "failed":
-        return f"✗ **The import failed:** {escape_md(job.error)}"
+    state = job_state_markdown(job, "Importing", "the previous import",
+                               "The import failed")
+    if state:
+        return state
     if not job.result:
         return f"The last import was {job.status}: {escape_md(job.message)}"
     report = IngestReport.from_dict(job.result)
