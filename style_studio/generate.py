@@ -22,6 +22,7 @@ from .jobs import Job, JobContext
 from .output_metadata import OutputSettings, read_settings, save_output
 from .pipeline_cache import LoraSource, PipelineCache
 from .tiny_models import parse_tiny_id
+from .toy_model import TOY_ID, TOY_SIZE
 
 if TYPE_CHECKING:
     from .studio import Studio
@@ -114,7 +115,9 @@ class _Plan:
 
 
 def native_size(base_model: str, family: str) -> int:
-    """The side the base model was trained at; the tiny models are 64 px."""
+    """The side the base model was trained at; the tiny models are 64 px, the toy 256."""
+    if base_model == TOY_ID:
+        return TOY_SIZE
     return 64 if parse_tiny_id(base_model) else NATIVE_SIZE.get(family, 512)
 
 

@@ -33,6 +33,7 @@ from .provenance import (
 )
 from .sampling import sample_name
 from .store import known_fields, new_id, utc_now
+from .toy_model import TOY_ID, TOY_SIZE
 from .trainer import Trainer, TrainSpec
 from .training_config import TrainConfig
 from .training_data import training_caption
@@ -195,6 +196,8 @@ class Training:
         if not config.sample_prompts:
             config = TrainConfig.from_dict({**config.to_dict(),
                                             "sample_prompts": config.prompts_for(style.trigger)})
+        if not config.resolution and ref == TOY_ID:  # "native" is 256 px for the toy model
+            config = TrainConfig.from_dict({**config.to_dict(), "resolution": TOY_SIZE})
         run_id = new_id()
         self.store.insert("runs", {
             "id": run_id, "style_id": style_id, "job_id": "", "status": "running",

@@ -1,0 +1,70 @@
+"""The toy model's parts: the mosaic VAE shows what a latent holds; the UNet's groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from PIL import Image
+
+from style_studio.demo import DemoAssets, open_demo_style, palette_distance, style_palette
+from style_studio.generate import native_size
+from style_studio.toy_model import ASSET_DIR, TOY_ID, TOY_SIZE
+from style_studio.toy_parts import mosaic_vae, toy_pipeline
+from style_studio.training_config import TrainConfig
+
+
+def _pixels(images: list[Image.Image]) -> torch.Tensor:
+    stacked = np.stack([np.asarray(i.convert("RGB")) for i in images])
+    return torch.from_numpy(stacked).float().permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def test_mosaic_vae_encodes_block_colours_and_paints_them_back(tmp_path):
+    torch.set_num_threads(1)
+    files = DemoAssets.load().files[:3]
+    pixels = _pixels([Image.open(p) for p in files])
+    vae = mosaic_vae()
+    with torch.no_grad():
+        posterior = vae.encode(pixels).latent_dist
+        decoded = vae.decode(posterior.mean).sample
+    blocks = F.avg_pool2d(pixels, 8)
+    assert posterior.mean.shape == (3, 4, 32, 32)
+    assert (posterior.mean[:, :3] - blocks).abs().max() < 0.01
+    assert (posterior.mean[:, 3] - blocks.mean(dim=1)).abs().max() < 0.01
+    assert posterior.std.max() < 1e-3
+    mosaic = F.interpolate(blocks, scale_factor=8, mode="nearest")
+    assert (decoded - mosaic).abs().max() < 0.01
+    # A decoded picture keeps its palette (a random VAE's came back ~100 units away).
+    palette = style_palette([Image.open(p) for p in files])
+    image = Image.fromarray(((decoded[0].clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0)
+                            .numpy().astype(np.uint8))
+    assert palette_distance(image, palette) < 25
+
+    vae.save_pretrained(tmp_path / "vae")
+    reloaded = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    with torch.no_grad():
+        assert torch.allclose(reloaded.decode(posterior.mean).sample, decoded, atol=1e-5)
+
+
+def test_toy_pipeline_and_the_shipped_toy_use_these_parts():
+    pipe = toy_pipeline(0)
+    assert pipe.unet.config.norm_num_groups == 8 and pipe.vae.config.norm_num_groups == 1
+    assert pipe.unet.config.sample_size * 8 == TOY_SIZE == 256
+    shipped = AutoencoderKL.load_config(ASSET_DIR / "vae")
+    assert shipped["norm_num_groups"] == 1
+    assert native_size(TOY_ID, "sd15") == 256 and native_size("tiny-sd15", "sd15") == 64
+
+
+def test_automatic_resolution_is_256_px_on_the_toy_model(studio):
+    style = open_demo_style(studio)
+    assert studio.playground.default_request(style.id).width == 256
+    job = studio.training.start(style.id, TrainConfig.preset("quick"))
+    run_id = job.params["run_id"]
+    studio.training.cancel(run_id)
+    studio.jobs.wait(job.id, timeout=120)
+    assert studio.training.get_run(run_id).config["resolution"] == 256
+    explicit = studio.training.start(style.id, TrainConfig.preset("quick", resolution=128))
+    studio.training.cancel(explicit.params["run_id"])
+    studio.jobs.wait(explicit.id, timeout=120)
+    assert studio.training.get_run(explicit.params["run_id"]).config["resolution"] == 128
