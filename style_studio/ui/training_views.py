@@ -31,8 +31,8 @@ ADVANCED_FIELDS = ("max_steps", "epochs", "batch_size", "resolution",
                    "caption_dropout", "repeats", "seed", "targets",
                    "flip", "gradient_checkpointing", "train_text_encoder", "mixed_precision",
                    "sample_every", "checkpoint_every", "keep_checkpoints", "sample_steps")
-STATUS_ICONS = {"running": "🟢", "done": "✅", "failed": "❌", "cancelled": "⏹",
-                "interrupted": "⚠️"}
+STATUS_ICONS = {"running": "●", "done": "✓", "failed": "✗", "cancelled": "■",
+                "interrupted": "⚠"}
 HISTORY_HEADERS = ["Run", "Status", "Steps", "Started", "Images", "Base model", "Flags",
                    "Energy"]
 
@@ -106,7 +106,7 @@ def dataset_markdown(plan: TrainingPlan) -> str:
         lines.append("Licences: " + ", ".join(f"{k} ({n})" for k, n in plan.licences.items())
                      + ".")
     for obligation in plan.obligations:
-        lines.append(f"⚖️ {escape_md(obligation)}")
+        lines.append(f"Licence terms: {escape_md(obligation)}")
     if excluded:
         rows = "\n".join(f"| {escape_md(ex.filename or ex.image_id)} | "
                          f"{escape_md(ex.reason)} |" for ex in plan.excluded[:50])
@@ -130,15 +130,15 @@ def progress_html(run: Run | None, job: Job | None) -> str:
     fraction = (step / total) if total else 0.0
     if live and job:
         if job.status == "queued":
-            text = "🟡 Waiting for the device (another job is running)."
+            text = "○ Waiting for the device (another job is running)."
         elif extra.get("phase") == "training":
             speed = extra.get("steps_per_s") or 0
             eta = extra.get("eta_s")
-            text = (f"🟢 Step {step}/{total} · loss {extra.get('loss_smooth', 0):.4f} · "
+            text = (f"● Step {step}/{total} · loss {extra.get('loss_smooth', 0):.4f} · "
                     f"{speed:.2f} steps/s")
             text += f" · about {format_duration(eta)} left" if eta else ""
         else:
-            text = f"🟢 {html.escape(job.message or 'Starting')}"
+            text = f"● {html.escape(job.message or 'Starting')}"
         if job.status == "running" and job.extra.get("cancelling"):
             text += " · stopping after this step…"
     else:
