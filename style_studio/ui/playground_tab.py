@@ -104,18 +104,18 @@ def job_status(studio: Studio, job: Job | None) -> str:
         return lead
     waiting = studio.playground.waiting_reason(job.id)
     if waiting:
-        return f"🟡 {waiting}"
-    return f"🟢 {job.title}: {job.message} ({job.progress:.0%})"
+        return f"○ {waiting}"
+    return f"● {job.title}: {job.message} ({job.progress:.0%})"
 
 
 def _finished_line(job: Job) -> str:
     if job.status == "done":
         warning = (job.result or {}).get("warning")
         saved = len((job.result or {}).get("outputs", []))
-        return f"✅ {job.title}: saved {saved} image(s)." + (f" ⚠ {warning}" if warning else "")
+        return f"✓ {job.title}: saved {saved} image(s)." + (f" ⚠ {warning}" if warning else "")
     if job.status == "failed":
-        return f"❌ {job.title} failed: {job.error}"
-    return f"⏹ {job.title}: {job.status}. {job.message}"
+        return f"✗ {job.title} failed: {job.error}"
+    return f"■ {job.title}: {job.status}. {job.message}"
 
 
 def _run_updates(studio: Studio, style_id: str | None, keep_run: str | None = None):
@@ -195,7 +195,7 @@ def build(ctx: UIContext) -> None:
     with gr.Accordion("History (newest first)", open=True):
         history = gr.Gallery(label="History", columns=8, height=260, object_fit="contain",
                              fit_columns=False, allow_preview=False, elem_id="pg-history")
-    output_paths, history_paths = gr.State([]), gr.State([])
+    output_paths, history_paths, seen_runs = gr.State([]), gr.State([]), gr.State([])
     selected, shown = gr.State(None), gr.State(None)
     timer = gr.Timer(1.0)
 
@@ -203,16 +203,24 @@ def build(ctx: UIContext) -> None:
         found = playground.history(style_id) if style_id else []
         return _gallery(studio, found), [str(o.path) for o in found]
 
+    def run_ids(style_id: str | None) -> list[str]:
+        return [r.run_id for r in playground.runs(style_id)] if style_id else []
+
     def load_style(style_id: str | None):
         runs_out = _run_updates(studio, style_id)
         if not style_id:
-            return (*runs_out, gr.update(), gr.update(), gr.update(), [], [])
+            return (*runs_out, gr.update(), gr.update(), gr.update(), [], [], [])
         request = playground.default_request(style_id)
         return (*runs_out, request.prompt, request.width, request.height,
-                *history_update(style_id))
+                *history_update(style_id), run_ids(style_id))
 
-    def refresh(style_id: str | None, current_run: str | None):
-        return (*_run_updates(studio, style_id, current_run), *history_update(style_id))
+    def refresh(style_id: str | None, current_run: str | None, seen: list[str] | None):
+        """Keep the artist's choice, except that a run trained since they last looked is
+        preselected: that is the one they came here to try."""
+        ids = run_ids(style_id)
+        fresh = [run_id for run_id in ids if run_id not in (seen or [])]
+        keep = fresh[0] if fresh else current_run
+        return (*_run_updates(studio, style_id, keep), *history_update(style_id), ids)
 
     @guard
     def submit(mode: str, style_id, *values):
@@ -274,8 +282,9 @@ def build(ctx: UIContext) -> None:
     run_outputs = [run, checkpoint, hint, grid_rows]
     history_outputs = [history, history_paths]
     ctx.style.change(load_style, ctx.style,
-                     [*run_outputs, prompt, width, height, *history_outputs])
-    ctx.tab.select(refresh, [ctx.style, run], [*run_outputs, *history_outputs])
+                     [*run_outputs, prompt, width, height, *history_outputs, seen_runs])
+    ctx.tab.select(refresh, [ctx.style, run, seen_runs],
+                   [*run_outputs, *history_outputs, seen_runs])
     run.input(lambda r: _checkpoint_updates(studio, r), run, [checkpoint, grid_rows])
     grid_inputs = [grid_rows, grid_axis, grid_scales, grid_prompts]
     for button, mode in ((generate_btn, "one"), (ab_btn, "ab"), (grid_btn, "grid")):
