@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from style_studio.demo import open_demo_style
 from style_studio.family import FAMILY_LABELS
 from style_studio.studio import Studio
 
 from .common import guard
 
 FAMILY_CHOICES = [(label, key) for key, label in FAMILY_LABELS.items()]
+DEMO_OFFER = ("**New here?** Open the demo style: artworks generated in code (the project's "
+              "own CC0 work) with approved captions and cleared consent, ready to train in a "
+              "few minutes on the built-in toy model — no GPU or network needed.")
 
 
 @dataclass
@@ -26,7 +30,8 @@ def style_choices(studio: Studio) -> list[tuple[str, str]]:
 
 def describe(studio: Studio, style_id: str | None) -> str:
     if not style_id:
-        return "No style yet. Create one below: a name, a trigger word and a base-model family."
+        return ("No style yet. Open the demo style, or create your own below: a name, a "
+                "trigger word and a base-model family.")
     style = studio.styles.get(style_id)
     trigger = f"trigger **{style.trigger}**" if style.trigger else "no trigger word"
     ref = studio.base_model_for(style)
@@ -41,6 +46,11 @@ def build(studio: Studio) -> StylePanel:
         selector = gr.Dropdown(label="Style", choices=style_choices(studio), value=None,
                                scale=3, elem_id="style-selector", interactive=True)
         summary = gr.Markdown(elem_id="style-summary")
+    with gr.Row(visible=not studio.styles.list(), elem_id="demo-offer",
+                equal_height=True) as demo_offer:
+        gr.Markdown(DEMO_OFFER)
+        demo_btn = gr.Button("Open the demo style", variant="primary", scale=0,
+                             min_width=220, elem_id="open-demo-style")
     with gr.Accordion("New style", open=False, elem_id="new-style") as new_box:
         with gr.Row():
             new_name = gr.Textbox(label="Name", placeholder="Ink washes", elem_id="new-style-name")
@@ -127,7 +137,16 @@ def build(studio: Studio) -> StylePanel:
         return (gr.update(choices=style_choices(studio), value=current.id if current else None),
                 gr.update(visible=False))
 
+    @guard
+    def open_demo():
+        style = open_demo_style(studio)
+        gr.Info(f"Opened '{style.name}': its images, approved captions and cleared consent "
+                "are ready. Train it in the Training tab.")
+        return gr.update(choices=style_choices(studio), value=style.id), gr.update(visible=False)
+
     selector.change(fill, selector, [summary, *edit_fields, base_detail])
+    selector.change(lambda: gr.update(visible=not studio.styles.list()), None, demo_offer)
+    demo_btn.click(open_demo, None, [selector, demo_offer])
     edit_base.change(base_text, [edit_family, edit_base], base_detail)
     create_btn.click(create, [new_name, new_trigger, new_family, new_notes],
                      [selector, new_name, new_trigger, new_box])
