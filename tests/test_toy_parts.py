@@ -7,10 +7,18 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from PIL import Image
+from safetensors.torch import load_file
 
 from style_studio.demo import DemoAssets, open_demo_style, palette_distance, style_palette
 from style_studio.generate import native_size
-from style_studio.toy_model import ASSET_DIR, TOY_ID, TOY_SIZE
+from style_studio.toy_model import (
+    ASSET_DIR,
+    TOY_ID,
+    TOY_SIZE,
+    ToyRecipe,
+    build_toy_model,
+    ensure_toy_model,
+)
 from style_studio.toy_parts import mosaic_vae, toy_pipeline
 from style_studio.training_config import TrainConfig
 
@@ -68,3 +76,32 @@ def test_automatic_resolution_is_256_px_on_the_toy_model(studio):
     studio.training.cancel(explicit.params["run_id"])
     studio.jobs.wait(explicit.id, timeout=120)
     assert studio.training.get_run(explicit.params["run_id"]).config["resolution"] == 128
+
+
+def _unet_weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+
+
+def test_toy_build_is_deterministic_by_seed_and_made_once(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    recipe = ToyRecipe(steps=6, pool_size=4, image_size=64, batch_size=2)
+    first = _unet_weights(build_toy_model(tmp_path / "a", seed=3, recipe=recipe))
+    again = _unet_weights(build_toy_model(tmp_path / "b", seed=3, recipe=recipe))
+    other = _unet_weights(build_toy_model(tmp_path / "c", seed=4, recipe=recipe))
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+    models = tmp_path / "models"
+    folder = ensure_toy_model(models)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    assert weights.read_bytes() == (ASSET_DIR / "unet" / weights.name).read_bytes()
+    stamp = weights.stat().st_mtime_ns
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the toy model was built again")
+
+    monkeypatch.setattr("style_studio.toy_model.build_toy_model", no_rebuild)
+    monkeypatch.setattr("style_studio.toy_model.shutil.copytree", no_rebuild)
+    assert ensure_toy_model(models) == folder and weights.stat().st_mtime_ns == stamp
+    assert [p.name for p in models.iterdir()] == [TOY_ID]  # no temp folder left behind
