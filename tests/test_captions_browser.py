@@ -57,6 +57,21 @@ def test_auto_caption_then_edit_and_approve(app_url, page):
     expect(status).to_contain_text("draft")
     expect(status).to_contain_text("auto: tiny-blip")
 
+    # Words typed but not saved survive a second auto-caption run and a trip to another tab.
+    unsaved = "inkwash, my own words, not saved yet"
+    box.fill(unsaved)
+    page.get_by_label("Replace existing drafts").check()
+    page.locator("#captions-auto-run").click()
+    expect(page.locator(".toast-body").filter(has_text="unsaved caption is still in the editor")
+           ).to_be_visible(timeout=60_000)
+    expect(box).to_have_value(unsaved)
+    page.get_by_role("tab", name="Images").click()
+    page.get_by_role("tab", name="Captions").click()
+    expect(summary).to_contain_text("1 image", timeout=20_000)
+    expect(box).to_have_value(unsaved)
+    (draft,) = stored_captions(app_url.workspace).values()
+    assert draft["text"] != unsaved and draft["status"] == "draft"
+
     # The artist's own words, then approval: the status changes in the editor and table.
     box.fill("[trigger], an old woman watching a grey heron lift off, loose ink wash")
     expect(page.locator("#captions-live-tokens")).to_contain_text("of 77 tokens")

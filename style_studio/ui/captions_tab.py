@@ -52,6 +52,7 @@ def build(ctx: UIContext) -> None:
             cancel_btn = gr.Button("Cancel", elem_id="captions-auto-cancel")
         job_md = gr.Markdown(elem_id="captions-job")
     timer = gr.Timer(1.0, active=False)
+    loaded = gr.State("")  # the caption as last put in the editor: anything else is unsaved
 
     with gr.Group(elem_id="captions-editor"), gr.Row():
         image = gr.Image(show_label=False, interactive=False, height=460, scale=3,
@@ -139,26 +140,27 @@ def build(ctx: UIContext) -> None:
     def editor(overview: views.Overview, style_id: str, image_id: str | None):
         row = overview.row(image_id)
         if row is None:
-            return None, "Choose an image.", gr.update(value=""), []
+            return None, "Choose an image.", gr.update(value=""), [], ""
         try:
             shown = str(studio.images.servable(row.image_id, "stored"))
         except (OSError, StudioError):
             shown = None
         trigger = studio.styles.get(style_id).trigger
         return (shown, views.editor_status(overview, row, trigger), row.text,
-                studio.captions.highlight(row.text))
+                studio.captions.highlight(row.text), row.text)
 
     def listing(style_id: str | None, image_id: str | None):
         """Summary, picker, table and editor for `image_id` (or the first image)."""
         if not style_id:
             return ("Choose or create a style first (top of the page).",
-                    gr.update(choices=[], value=None), [], [], None, "", "", [])
+                    gr.update(choices=[], value=None), [], [], None, "", "", [], "")
         overview = views.load_overview(studio, style_id)
         chosen = views.pick(overview, image_id)
         return (overview.summary(), gr.update(choices=overview.choices(), value=chosen),
                 overview.table(), overview.ids, *editor(overview, style_id, chosen))
 
-    list_outputs = [summary, current, table, ids, image, status, text, wording]
+    editor_outputs = [image, status, text, wording, loaded]
+    list_outputs = [summary, current, table, ids, *editor_outputs]
 
     def words_view(style_id: str | None):
         if not style_id:
@@ -191,7 +193,7 @@ def build(ctx: UIContext) -> None:
 
     def choose(style_id: str | None, image_id: str | None):
         if not style_id:
-            return None, "", "", []
+            return None, "", "", [], ""
         return editor(views.load_overview(studio, style_id), style_id, image_id)
 
     def save_with(action: str, step: int = 0):
@@ -215,7 +217,7 @@ def build(ctx: UIContext) -> None:
     def select_row(image_ids: list[str], style_id: str | None, evt: gr.SelectData):
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         if not style_id or index is None or index >= len(image_ids):
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * (1 + len(editor_outputs))
         image_id = image_ids[index]
         return (image_id, *choose(style_id, image_id))
 
@@ -266,11 +268,31 @@ def build(ctx: UIContext) -> None:
         gr.Info("Stopping after the current image; finished captions are kept.")
         return views.job_markdown(studio.jobs.get(job.id))
 
-    def poll(style_id: str | None, image_id: str | None):
-        """While a batch runs: progress and the growing table; when it ends: everything."""
+    def keeping_unsaved(result: tuple, image_id: str | None, typed: str, loaded_text: str,
+                        notice: str = "") -> tuple:
+        """`everything`'s outputs, minus the editor's text when it holds words not saved
+        yet and still shows the same image: a refresh must never eat an artist's words."""
+        out = list(result)
+        still_same = image_id and out[all_outputs.index(current)].get("value") == image_id
+        if still_same and (typed or "") != (loaded_text or ""):
+            for component in (text, loaded, wording):
+                out[all_outputs.index(component)] = gr.skip()
+            if notice:
+                gr.Info(notice)
+        return tuple(out)
+
+    def reopen(style_id: str | None, image_id: str | None, typed: str, loaded_text: str):
+        return keeping_unsaved(everything(style_id, image_id), image_id, typed, loaded_text)
+
+    def poll(style_id: str | None, image_id: str | None, typed: str, loaded_text: str):
+        """While a batch runs: progress and the growing table; when it ends: everything,
+        except words typed in the editor and not saved yet."""
         job = latest_job(style_id)
         if job is None or job.finished or not style_id:
-            return everything(style_id, image_id)
+            return keeping_unsaved(
+                everything(style_id, image_id), image_id, typed, loaded_text,
+                "Your unsaved caption is still in the editor: Save or Approve it to keep "
+                "it, or pick the image again to see the new draft.")
         overview = views.load_overview(studio, style_id)
         changes = {job_md: views.job_markdown(job), summary: overview.summary(),
                    table: overview.table()}
@@ -324,9 +346,9 @@ def build(ctx: UIContext) -> None:
 
     # -- wiring ------------------------------------------------------------------------
     refresh = [ctx.style, current]
-    ctx.tab.select(everything, refresh, all_outputs)
+    ctx.tab.select(reopen, [*refresh, text, loaded], all_outputs)
     ctx.style.change(lambda s: everything(s, None), ctx.style, all_outputs)
-    current.input(lambda s, i: choose(s, i), refresh, [image, status, text, wording])
+    current.input(lambda s, i: choose(s, i), refresh, editor_outputs)
     prev_btn.click(lambda s, i: move(s, i, -1), refresh, list_outputs)
     next_btn.click(lambda s, i: move(s, i, 1), refresh, list_outputs)
     inputs = [ctx.style, current, text]
@@ -335,7 +357,7 @@ def build(ctx: UIContext) -> None:
     approve_next_btn.click(save_with("approve", 1), inputs, [*list_outputs, *words_outputs])
     draft_btn.click(save_with("unapprove"), inputs, [*list_outputs, *words_outputs])
     text.change(live, [ctx.style, text], [wording, live_tokens], show_progress="hidden")
-    table.select(select_row, [ids, ctx.style], [current, image, status, text, wording])
+    table.select(select_row, [ids, ctx.style], [current, *editor_outputs])
 
     model.change(describe, [model, custom], model_info)
     custom.change(describe, [model, custom], model_info)
@@ -345,7 +367,7 @@ def build(ctx: UIContext) -> None:
     suggest_btn.click(start_one, [ctx.style, current, model, custom, template,
                                   replace_approved, detailed], [job_md, timer])
     cancel_btn.click(cancel, ctx.style, job_md)
-    timer.tick(poll, refresh, all_outputs, show_progress="hidden")
+    timer.tick(poll, [*refresh, text, loaded], all_outputs, show_progress="hidden")
 
     replace_btn.click(bulk("replace"), [*refresh, find, replace, case, whole], bulk_outputs)
     prefix_btn.click(bulk("add_prefix"), [*refresh, prefix], bulk_outputs)
