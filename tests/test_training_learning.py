@@ -66,7 +66,7 @@ def test_toy_model_build_lowers_its_loss_and_loads(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # ~3 min on 2 idle cores; far longer on a loaded machine
+@pytest.mark.timeout(1800)  # ~1 min on 2 idle cores; far longer on a loaded machine
 def test_a_style_lora_learns_its_style_not_just_denoising(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -98,9 +98,9 @@ def test_a_style_lora_learns_its_style_not_just_denoising(tmp_path):
     change_b = after[1] / before[1] - 1
     print(f"held-out loss: stripes {before[0]:.4f} -> {after[0]:.4f} ({change_a:+.1%}), "
           f"dots {before[1]:.4f} -> {after[1]:.4f} ({change_b:+.1%})")
-    # Measured (docs/benchmarks.md): stripes -14.4 %, dots -5.6 %. The margins are about
+    # Measured (docs/benchmarks.md): stripes -64.3 %, dots -22.9 %. The margins are about
     # half the measured effects, so float noise across machines cannot flip them, while a
     # LoRA that learns only generic denoising (both alike) fails the second and third.
-    assert change_a < -0.07, "the LoRA did not improve on its own style"
-    assert change_a < change_b - 0.04, "the LoRA improved the other style about as much"
+    assert change_a < -0.30, "the LoRA did not improve on its own style"
+    assert change_a < change_b - 0.20, "the LoRA improved the other style about as much"
     assert change_a < 1.5 * change_b, "the LoRA improved the other style about as much"
