@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
+from ldm_checkpoint import write_ldm_checkpoint
 from safetensors.torch import load_file, save_file
 
 from style_studio.errors import InvalidInput, ModelUnavailable
@@ -239,3 +240,31 @@ def test_pick_device():
         assert pick_device().device in {"cpu", "mps"}
         with pytest.raises(InvalidInput, match="CUDA"):
             pick_device("cuda")
+
+
+def test_single_file_checkpoint_loads_offline_with_its_own_weights(tmp_path, empty_hub_cache,
+                                                                    models_dir):
+    """An original-layout checkpoint (as model sites publish them) becomes the same pipeline."""
+    reference = load_pipeline(TINY_IDS["sd15"], "sd15", models_dir, pick_device("cpu"))
+    checkpoint = write_ldm_checkpoint(reference, tmp_path / "my-base.safetensors")
+    with pytest.raises(ModelUnavailable, match=f"hf download {SD15_HUB}"):
+        load_pipeline(str(checkpoint), "sd15", tmp_path)
+
+    # SD 1.5's config files only (what that message asks for), no weights, in the HF cache.
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = empty_hub_cache / f"models--{SD15_HUB.replace('/', '--')}"
+    shutil.copytree(models_dir / TINY_IDS["sd15"], repo / "snapshots" / commit,
+                    ignore=shutil.ignore_patterns("*.safetensors", TINY_MARKER))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    assert not describe_source(SD15_HUB, "sd15", tmp_path).available  # configs are not a model
+
+    loaded = load_pipeline(str(checkpoint), "sd15", tmp_path, pick_device("cpu"))
+    for part in ("unet", "vae", "text_encoder"):
+        mine, theirs = getattr(loaded, part).state_dict(), getattr(reference, part).state_dict()
+        assert mine.keys() == theirs.keys(), part
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), part
+    assert np.array_equal(np.asarray(_generate(loaded, "sd15")),
+                          np.asarray(_generate(reference, "sd15")))
+    expected = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert model_identity(str(checkpoint), tmp_path) == f"sha256:{expected}"

@@ -1,0 +1,101 @@
+"""Write a diffusers SD 1.x pipeline as one original-layout (LDM) `.safetensors` checkpoint.
+
+Artists download single-file checkpoints from model sites in the original Stable Diffusion
+layout (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.*`). No such
+file can be downloaded here, so the tests make one from a tiny pipeline built in code: the
+key renames below are the inverse of the ones diffusers applies when it loads such a file,
+so a round trip through `from_single_file` must give back the same weights.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+from safetensors.torch import save_file
+
+RESNET_PARTS = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+                "norm2": "out_layers.0", "conv2": "out_layers.3",
+                "conv_shortcut": "skip_connection"}
+UNET_LAYERS = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+               "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+VAE_ATTENTION_PARTS = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v",
+                       "to_out.0": "proj_out"}
+
+
+def _resnet(rest: str) -> str:
+    part, _, tail = rest.partition(".")
+    return f"{RESNET_PARTS.get(part, part)}.{tail}"
+
+
+def unet_key(key: str, config: dict) -> str:
+    """diffusers UNet key -> key under `model.diffusion_model.`"""
+    per_block = config["layers_per_block"] + 1
+    for old, new in UNET_LAYERS.items():
+        if key.startswith(old + "."):
+            return new + key[len(old):]
+    if m := re.match(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
+        block, kind, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
+        index = 1 + block * per_block + layer
+        return (f"input_blocks.{index}.0.{_resnet(rest)}" if kind == "resnets"
+                else f"input_blocks.{index}.1.{rest}")
+    if m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)", key):
+        return f"input_blocks.{1 + int(m[1]) * per_block + per_block - 1}.0.op.{m[2]}"
+    if m := re.match(r"mid_block\.resnets\.(\d+)\.(.*)", key):
+        return f"middle_block.{2 * int(m[1])}.{_resnet(m[2])}"
+    if m := re.match(r"mid_block\.attentions\.0\.(.*)", key):
+        return f"middle_block.1.{m[1]}"
+    if m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
+        block, kind, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
+        index = block * per_block + layer
+        return (f"output_blocks.{index}.0.{_resnet(rest)}" if kind == "resnets"
+                else f"output_blocks.{index}.1.{rest}")
+    if m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", key):
+        block = int(m[1])
+        slot = 2 if "CrossAttn" in config["up_block_types"][block] else 1  # after attention
+        return f"output_blocks.{block * per_block + per_block - 1}.{slot}.conv.{m[2]}"
+    raise KeyError(f"no LDM name for UNet key {key}")
+
+
+def vae_key(key: str, config: dict) -> str:
+    """diffusers VAE key -> key under `first_stage_model.`"""
+    blocks = len(config["up_block_types"])
+    key = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+    if m := re.match(r"encoder\.down_blocks\.(\d+)\.resnets\.(.*)", key):
+        return f"encoder.down.{m[1]}.block.{m[2]}"
+    if m := re.match(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.*)", key):
+        return f"encoder.down.{m[1]}.downsample.{m[2]}"
+    if m := re.match(r"decoder\.up_blocks\.(\d+)\.resnets\.(.*)", key):
+        return f"decoder.up.{blocks - 1 - int(m[1])}.block.{m[2]}"
+    if m := re.match(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.*)", key):
+        return f"decoder.up.{blocks - 1 - int(m[1])}.upsample.{m[2]}"
+    if m := re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.*)", key):
+        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3]}"
+    if m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)\.(weight|bias)", key):
+        return f"{m[1]}.mid.attn_1.{VAE_ATTENTION_PARTS[m[2]]}.{m[3]}"
+    return key
+
+
+def ldm_state_dict(pipe: DiffusionPipeline) -> dict[str, torch.Tensor]:
+    """The pipeline's UNet, VAE and CLIP text encoder under their original names."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in pipe.unet.state_dict().items():
+        out["model.diffusion_model." + unet_key(key, pipe.unet.config)] = value
+    for key, value in pipe.vae.state_dict().items():
+        name = vae_key(key, pipe.vae.config)
+        if ".mid.attn_1." in name and value.ndim == 2:  # LDM keeps these as 1x1 convs
+            value = value[:, :, None, None]
+        out["first_stage_model." + name] = value
+    for key, value in pipe.text_encoder.state_dict().items():
+        # transformers 5 names CLIPTextModel's weights without the `text_model.` that
+        # original checkpoints (written from transformers 4) carry.
+        key = key if key.startswith("text_model.") else "text_model." + key
+        out["cond_stage_model.transformer." + key] = value
+    return {k: v.detach().contiguous().clone() for k, v in out.items()}
+
+
+def write_ldm_checkpoint(pipe: DiffusionPipeline, path: Path) -> Path:
+    save_file(ldm_state_dict(pipe), str(path))
+    return path
