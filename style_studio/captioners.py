@@ -28,8 +28,8 @@ from transformers import (
     Florence2ForConditionalGeneration,
 )
 
+from .devices import pick_device
 from .errors import InvalidInput, ModelUnavailable
-from .models import pick_device
 from .tiny_captioners import (
     TINY_BLIP,
     TINY_CAPTIONER_LABELS,

@@ -11,8 +11,8 @@ import torch
 from diffusers.optimization import get_scheduler
 from peft import LoraConfig
 
+from .devices import DeviceChoice
 from .errors import InvalidInput
-from .models import DeviceChoice
 from .training_config import TARGETS, TEXT_ENCODER_TARGETS, TrainConfig
 
 Models = dict[str, torch.nn.Module]  # "unet", "text_encoder", "text_encoder_2"

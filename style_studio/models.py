@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from diffusers import (
     DiffusionPipeline,
     StableDiffusionPipeline,
@@ -25,6 +23,15 @@ from diffusers import (
 )
 from huggingface_hub import try_to_load_from_cache
 
+from style_studio.checkpoint_files import (
+    PICKLE_SUFFIXES,
+    SINGLE_FILE_TYPES,
+    WEIGHT_SUFFIXES,
+    pickle_message,
+    single_file_family,
+    single_file_model_type,
+)
+from style_studio.devices import DeviceChoice, pick_device
 from style_studio.errors import InvalidInput, ModelUnavailable
 from style_studio.family import FAMILIES, Family, check_family
 from style_studio.files import sha256_file
@@ -48,70 +55,7 @@ KNOWN_HUB_MODELS: dict[str, tuple[Family, str, str]] = {
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ("sd15", "Stable Diffusion 1.5", "4.3 GB"),
     "stabilityai/stable-diffusion-xl-base-1.0": ("sdxl", "Stable Diffusion XL base 1.0", "14 GB"),
 }
-PICKLE_SUFFIXES = frozenset({".ckpt", ".bin", ".pt", ".pth"})
-WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack"})
-# single-file model types (diffusers' names) Style Studio can train on, per family
-_SINGLE_FILE_TYPES: dict[str, Family] = {"v1": "sd15", "xl_base": "sdxl"}
 _NO_TOKEN_LIMIT = 10_000
-
-
-# --------------------------------------------------------------------------- device
-
-
-@dataclass
-class DeviceChoice:
-    """Where the pipeline runs and in which precision; `label` is shown to the artist."""
-
-    device: str
-    dtype: torch.dtype
-    label: str
-
-
-def pick_device(prefer: str | None = None) -> DeviceChoice:
-    """CUDA (bf16 where supported, else fp16), then Apple MPS (fp16), else CPU (fp32).
-
-    `prefer` ("cpu", "cuda", "cuda:1", "mps", "auto"/None) forces a device; asking for
-    one that is not there is an InvalidInput rather than a silent fallback.
-    """
-    wanted = (prefer or "auto").strip().lower()
-    if wanted == "auto":
-        if torch.cuda.is_available():
-            return _cuda_choice("cuda")
-        if _mps_available():
-            return _mps_choice()
-        return _cpu_choice()
-    if wanted == "cpu":
-        return _cpu_choice()
-    if wanted.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InvalidInput("CUDA was asked for, but no NVIDIA GPU is usable here.")
-        return _cuda_choice(wanted)
-    if wanted == "mps":
-        if not _mps_available():
-            raise InvalidInput("MPS was asked for, but Apple's Metal backend is not usable here.")
-        return _mps_choice()
-    raise InvalidInput(f"Unknown device {prefer!r}: use auto, cpu, cuda, cuda:N or mps.")
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend and backend.is_available())
-
-
-def _cuda_choice(device: str) -> DeviceChoice:
-    index = torch.device(device).index or 0
-    bf16 = torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else torch.float16
-    name = torch.cuda.get_device_name(index)
-    return DeviceChoice(device, dtype, f"GPU {name} ({'bfloat16' if bf16 else 'float16'})")
-
-
-def _mps_choice() -> DeviceChoice:
-    return DeviceChoice("mps", torch.float16, "Apple GPU (MPS, float16)")
-
-
-def _cpu_choice() -> DeviceChoice:
-    return DeviceChoice("cpu", torch.float32, "CPU (float32; slow, fine for the tiny model)")
 
 
 # --------------------------------------------------------------------------- sources
@@ -207,46 +151,6 @@ def _folder_family(folder: Path) -> Family | None:
     return "sdxl" if "XL" in name else "sd15"
 
 
-def read_safetensors_header(path: Path) -> dict[str, Any]:
-    """The JSON header of a .safetensors file (tensor names, shapes, metadata).
-
-    Reads a few kilobytes, never the weights, so listing a folder of 7 GB files is cheap.
-    """
-    with open(path, "rb") as handle:
-        raw = handle.read(8)
-        if len(raw) != 8:
-            raise InvalidInput(f"{path.name} is too short to be a .safetensors file.")
-        (length,) = struct.unpack("<Q", raw)
-        if length > 100 * 1024 * 1024:
-            raise InvalidInput(f"{path.name} is not a valid .safetensors file.")
-        try:
-            header = json.loads(handle.read(length))
-        except ValueError as exc:
-            raise InvalidInput(f"{path.name} is not a valid .safetensors file.") from exc
-    if not isinstance(header, dict):
-        raise InvalidInput(f"{path.name} is not a valid .safetensors file.")
-    return header
-
-
-def single_file_model_type(path: Path) -> str:
-    """diffusers' name for the architecture in a checkpoint ("v1", "xl_base", ...)."""
-    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
-
-    header = read_safetensors_header(path)
-    # Shapes only, on the meta device: inference looks at names and shapes, not values.
-    meta = {
-        name: torch.empty(entry["shape"], device="meta")
-        for name, entry in header.items()
-        if name != "__metadata__" and isinstance(entry, dict) and "shape" in entry
-    }
-    if not any(name.startswith("model.diffusion_model.") for name in meta):
-        raise InvalidInput(
-            f"{path.name} does not look like a Stable Diffusion checkpoint "
-            "(no model.diffusion_model.* weights; is it a LoRA?)."
-        )
-    return infer_diffusers_model_type(meta)
-
-
 def guess_family(ref: str, models_dir: Path) -> Family:
     """Best guess of a ref's family from its contents, else from its name."""
     resolved = _resolve(ref, models_dir)
@@ -258,7 +162,7 @@ def guess_family(ref: str, models_dir: Path) -> Family:
         return _folder_family(resolved.path) or "sd15"
     if resolved.kind == "file" and resolved.path and resolved.path.is_file():
         try:
-            return _SINGLE_FILE_TYPES.get(single_file_model_type(resolved.path), "sd15")
+            return SINGLE_FILE_TYPES.get(single_file_model_type(resolved.path), "sd15")
         except InvalidInput:
             return "sd15"
     return "sdxl" if "xl" in ref.lower() else "sd15"
@@ -341,11 +245,11 @@ def _describe_folder(ref: str, path: Path, family: Family) -> BaseModelSource:
 def _describe_file(ref: str, path: Path, family: Family) -> BaseModelSource:
     label = f"{path.name} (single file)"
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        return BaseModelSource(ref, family, "file", label, False, _pickle_message(path))
+        return BaseModelSource(ref, family, "file", label, False, pickle_message(path))
     if not path.is_file():
         return BaseModelSource(ref, family, "file", label, False, f"Not found: {path}")
     try:
-        found = _single_file_family(path)
+        found = single_file_family(path)
     except InvalidInput as exc:
         return BaseModelSource(ref, family, "file", label, False, str(exc))
     if found != family:
@@ -388,24 +292,6 @@ def _local_models(models_dir: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _pickle_message(path: Path) -> str:
-    return (
-        f"{path.name} is a pickled checkpoint ({path.suffix}). Loading a pickle can run "
-        "arbitrary code, so Style Studio refuses it. Convert it to .safetensors first (or "
-        "download the .safetensors version) and pick that file instead."
-    )
-
-
-def _single_file_family(path: Path) -> Family:
-    model_type = single_file_model_type(path)
-    if model_type not in _SINGLE_FILE_TYPES:
-        raise InvalidInput(
-            f"{path.name} looks like a '{model_type}' checkpoint; Style Studio trains "
-            "Stable Diffusion 1.x and SDXL base models only."
-        )
-    return _SINGLE_FILE_TYPES[model_type]
 
 
 def _pipeline_class(family: Family) -> type[DiffusionPipeline]:
@@ -454,7 +340,7 @@ def load_pipeline(
     assert resolved.path is not None
     path = resolved.path
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise InvalidInput(_pickle_message(path))
+        raise InvalidInput(pickle_message(path))
     if not path.exists():
         raise InvalidInput(f"Base model not found: {path} does not exist.")
     if resolved.kind == "file":
@@ -480,7 +366,7 @@ def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> Diffusio
 def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
     if path.suffix.lower() != ".safetensors":
         raise InvalidInput(f"{path.name}: single-file models must be .safetensors files.")
-    found = _single_file_family(path)
+    found = single_file_family(path)
     if found != family:
         raise InvalidInput(f"{path.name} is a {found} checkpoint, but {family} was asked for.")
     # diffusers needs the base repo's configs; without them in the cache it would go

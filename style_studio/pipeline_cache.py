@@ -26,9 +26,10 @@ import torch
 from diffusers import DiffusionPipeline
 
 from .checkpoints import DIFFUSERS_NAME
+from .devices import DeviceChoice, pick_device
 from .errors import InvalidInput
 from .files import sha256_file
-from .models import DeviceChoice, load_pipeline, model_identity, pick_device
+from .models import load_pipeline, model_identity
 
 Loader = Callable[..., DiffusionPipeline]
 

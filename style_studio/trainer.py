@@ -28,6 +28,7 @@ from diffusers.training_utils import compute_snr
 from .checkpoints import STATE_DIR, CheckpointFolder, TrainingState, read_state, replace_folder
 from .checkpoints import write_state as write_training_state
 from .conditioning import TextConditioner, time_ids
+from .devices import pick_device
 from .errors import JobCancelled, StudioError
 from .files import atomic_write_text
 from .gate import TrainItem
@@ -40,7 +41,7 @@ from .lora_export import (
     write_kohya,
 )
 from .lora_setup import add_adapters, make_optimizer, precision, restore_lora
-from .models import load_pipeline, pick_device
+from .models import load_pipeline
 from .sampling import SampleWriter
 from .training_config import TrainConfig
 from .training_data import (

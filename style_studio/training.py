@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .checkpoints import CheckpointFolder
+from .devices import pick_device
 from .energy import EnergyMeter, EnergyReport
 from .errors import GateRefused, InvalidInput, JobCancelled, ModelUnavailable, StudioError
 from .files import atomic_write_json, atomic_write_text, sha256_bytes
 from .gate import TrainingPlan
 from .jobs import FINISHED, Job, JobContext
 from .lora_export import DIFFUSERS_NAME
-from .models import describe_source, model_identity, pick_device
+from .models import describe_source, model_identity
 from .provenance import (
     build_manifest,
     lora_metadata,

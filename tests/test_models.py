@@ -20,13 +20,13 @@ from diffusers import DDPMScheduler
 from ldm_checkpoint import write_ldm_checkpoint
 from safetensors.torch import load_file, save_file
 
+from style_studio.devices import pick_device
 from style_studio.errors import InvalidInput, ModelUnavailable
 from style_studio.models import (
     describe_source,
     list_base_models,
     load_pipeline,
     model_identity,
-    pick_device,
     text_token_limit,
 )
 from style_studio.tiny_models import (

@@ -11,9 +11,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from training_helpers import make_trainable_style, tiny_config
 
+from style_studio.devices import pick_device
 from style_studio.files import sha256_file
 from style_studio.lora_export import DIFFUSERS_NAME
-from style_studio.models import load_pipeline, pick_device
+from style_studio.models import load_pipeline
 from style_studio.studio import Studio
 
 torch.set_num_threads(1)

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from training_helpers import add_cleared_images, write_images
 
-from style_studio.models import load_pipeline, pick_device
+from style_studio.devices import pick_device
+from style_studio.models import load_pipeline
 from style_studio.studio import Studio
 from style_studio.synthetic import style_images
 from style_studio.toy_model import TOY_ID, ToyRecipe, build_toy_model, ensure_toy_model
