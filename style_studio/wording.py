@@ -21,6 +21,7 @@ from transformers import CLIPTokenizer
 
 from .models import KNOWN_HUB_MODELS
 from .tiny_models import ensure_tiny_model, parse_tiny_id, tiny_id
+from .toy_model import TOY_ID, ensure_toy_model
 
 PEOPLE_WORDS = Path(__file__).resolve().parents[1] / "assets" / "wording" / "people_words.txt"
 _STOP_TEXT = """a an the of and or with in on at by to from for is are its it this that as
@@ -222,6 +223,8 @@ class BaseTokenizers:
             path = self.models_dir / ref
         if tiny:
             folder: Path | None = ensure_tiny_model(tiny[0], self.models_dir, tiny[1])
+        elif ref == TOY_ID:  # shipped with the app: copied in on first use, like the tiny one
+            folder = ensure_toy_model(self.models_dir)
         elif path.is_dir():
             folder = path
         else:  # a hub id; a single-file checkpoint uses its family's hub tokenizer

@@ -53,6 +53,9 @@ def test_demo_style_is_complete_and_trainable(studio, assets):
     captions = studio.caption_records.for_style(style.id)
     assert len(captions) == count
     assert all(c.approved and c.text.startswith("mauvestripe, ") for c in captions.values())
+    tokens = studio.captions.tokens(style.id)  # with the toy model's own tokenizer
+    assert tokens.available and tokens.limit == 77, tokens.reason
+    assert len(tokens.counts) == count and all(5 < n < 77 for n in tokens.counts.values())
 
     consents = studio.consent.for_style(style.id)
     assert [c.badge for c in consents] == ["✓ cleared"] * count
