@@ -9,6 +9,10 @@ from .errors import InvalidInput
 Family = Literal["sd15", "sdxl"]
 FAMILIES: tuple[Family, ...] = get_args(Family)
 FAMILY_LABELS: dict[str, str] = {"sd15": "Stable Diffusion 1.x", "sdxl": "Stable Diffusion XL"}
+NATIVE_SIDE: dict[str, int] = {"sd15": 512, "sdxl": 1024}  # pixels each family was trained at
+# The built-in toy model (toy_model.py), named here so light modules need not import torch.
+TOY_ID = "toy-sd15"
+TOY_SIDE = 256  # pixels: the size it is pretrained, trained and sampled at
 
 
 def check_family(family: str) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from .erasure import ERASED_FLAG
 from .errors import InvalidInput, NotFound
+from .family import NATIVE_SIDE
 from .grids import GridLayout, compose_grid
 from .jobs import Job, JobContext
 from .output_metadata import OutputSettings, read_settings, save_output
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from .training import Run
 
 JOB_KIND = "generate"
-NATIVE_SIZE = {"sd15": 512, "sdxl": 1024}
 DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
 MAX_COUNT = 8
 
@@ -118,7 +118,7 @@ def native_size(base_model: str, family: str) -> int:
     """The side the base model was trained at; the tiny models are 64 px, the toy 256."""
     if base_model == TOY_ID:
         return TOY_SIZE
-    return 64 if parse_tiny_id(base_model) else NATIVE_SIZE.get(family, 512)
+    return 64 if parse_tiny_id(base_model) else NATIVE_SIDE.get(family, 512)
 
 
 def _checked(request: GenerateRequest) -> GenerateRequest:

@@ -175,7 +175,7 @@ class IngestRun:
             source_height=prepared.source_height,
             stored_format="JPEG" if prepared.ext == "jpg" else "PNG",
             bytes=len(prepared.data), sharpness=prepared.sharpness, normalised=prepared.notes)
-        record.warnings = quality_warnings(record, self.style.family)
+        record.warnings = quality_warnings(record, self.style.family, self.style.base_model)
         self._link_near_duplicates(record)
         self.index.add(record)
         self._pending.append((record, item.caption))

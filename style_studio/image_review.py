@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .caption_records import CaptionRecords
-from .family import FAMILY_LABELS
+from .family import FAMILY_LABELS, NATIVE_SIDE, TOY_ID, TOY_SIDE
 from .image_meta import SourceMeta
 from .image_records import ImageRecord
 from .perceptual import hamming
@@ -19,21 +19,29 @@ from .store import Store
 
 Filter = Literal["all", "needs caption", "needs consent", "flagged"]
 FILTERS: tuple[Filter, ...] = ("all", "needs caption", "needs consent", "flagged")
-MIN_SHORT_SIDE = {"sd15": 512, "sdxl": 1024}
 MAX_ASPECT = 2.5
 BLUR_THRESHOLD = 25.0  # sharpest-tile Laplacian variance at 480 px (see docs/benchmarks.md)
 NEEDS_CONSENT = ("missing", "pending")
 BLOCKED_CONSENT = ("refused", "revoked")
 
 
-def quality_warnings(record: ImageRecord, family: str) -> list[str]:
+def minimum_side(family: str, base_model: str | None = None) -> tuple[int, str]:
+    """The short side images should have, and for what: the family's native size, or
+    256 px when the style trains on the built-in toy model, which never sees more."""
+    if base_model == TOY_ID:
+        return TOY_SIDE, "the built-in toy model"
+    return NATIVE_SIDE.get(family, 512), FAMILY_LABELS.get(family, family)
+
+
+def quality_warnings(record: ImageRecord, family: str,
+                     base_model: str | None = None) -> list[str]:
     """Warnings, not rejections: the artist decides whether the image stays."""
     warnings = []
-    need = MIN_SHORT_SIDE.get(family, 512)
+    need, model = minimum_side(family, base_model)
     short, long_ = sorted((record.width, record.height))
     if short < need:
-        warnings.append(f"small for {FAMILY_LABELS.get(family, family)}: {record.width}×"
-                        f"{record.height}; the short side should be at least {need} px")
+        warnings.append(f"small for {model}: {record.width}×{record.height}; the short "
+                        f"side should be at least {need} px")
     if short and long_ / short > MAX_ASPECT:
         warnings.append(f"extreme aspect ratio ({long_ / short:.1f}:1): training crops will "
                         "cut most of it away")
@@ -133,7 +141,8 @@ class ImageReview:
         return sorted((ImageRecord.from_doc(d) for d in docs),
                       key=lambda r: r.added_at)  # stable: import order within a second
 
-    def items(self, style_id: str, family: str, which: Filter = "all") -> list[GalleryItem]:
+    def items(self, style_id: str, family: str, which: Filter = "all",
+              base_model: str | None = None) -> list[GalleryItem]:
         if which not in FILTERS:
             which = "all"
         captions = self.captions.for_style(style_id)
@@ -146,7 +155,7 @@ class ImageReview:
                 caption=("approved" if caption and caption.approved
                          else "draft" if caption and caption.text else "missing"),
                 consent=(consents.get(record.id) or {}).get("status") or "missing",
-                warnings=quality_warnings(record, family))
+                warnings=quality_warnings(record, family, base_model))
             if item.matches(which):
                 items.append(item)
         return items
@@ -164,8 +173,9 @@ class ImageReview:
                                                    hamming(record.phash, other.phash)))
         return pairs
 
-    def summary(self, style_id: str, family: str) -> ImageSummary:
-        items = self.items(style_id, family)
+    def summary(self, style_id: str, family: str,
+                base_model: str | None = None) -> ImageSummary:
+        items = self.items(style_id, family, base_model=base_model)
         return ImageSummary(total=len(items),
                             need_caption=sum(i.needs_caption for i in items),
                             need_consent=sum(i.needs_consent for i in items),

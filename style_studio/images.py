@@ -108,11 +108,13 @@ class Images:
 
     def items(self, style_id: str, which: Filter = "all") -> list[GalleryItem]:
         """Images with caption/consent status and warnings, filtered for the gallery."""
-        return self.review.items(style_id, self.styles.get(style_id).family, which)
+        style = self.styles.get(style_id)
+        return self.review.items(style_id, style.family, which, style.base_model)
 
     def summary(self, style_id: str) -> ImageSummary:
         """Where the artist stands, e.g. "32 images; 3 need captions; 2 need consent"."""
-        return self.review.summary(style_id, self.styles.get(style_id).family)
+        style = self.styles.get(style_id)
+        return self.review.summary(style_id, style.family, style.base_model)
 
     def near_duplicate_pairs(self, style_id: str) -> list[NearDuplicatePair]:
         return self.review.near_duplicate_pairs(style_id)

@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 
+from .family import TOY_ID
 from .files import atomic_write_json
 from .synthetic import shapes_image
 from .tiny_models import TINY_MARKER
 from .toy_parts import NATIVE_SIZE, toy_pipeline
 
-TOY_ID = "toy-sd15"
 TOY_SIZE = NATIVE_SIZE  # pixels: "automatic" size for training and generating with it
 TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
              "workflow; real styles need SD 1.5 or SDXL")

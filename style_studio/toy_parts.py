@@ -32,6 +32,7 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from torch import nn
 
+from .family import TOY_SIDE
 from .tiny_models import build_tiny_pipeline
 
 COLOURS = 3
@@ -39,7 +40,7 @@ K = 100.0  # the constant channels that keep GroupNorm linear (fp16-safe: K^2 = 
 LIFT = 10.0  # SiLU(x) = x to within 0.1% for x in [9, 11]
 LOGVAR = -20.0  # the posterior's spread: std ~ 5e-5, i.e. none
 UNET_GROUPS = 8
-NATIVE_SIZE = 256  # pixels: the size it is pretrained at (32x32 latents)
+NATIVE_SIZE = TOY_SIDE  # pixels: the size it is pretrained at (32x32 latents)
 
 
 def toy_pipeline(seed: int = 0) -> DiffusionPipeline:

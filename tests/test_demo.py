@@ -6,6 +6,7 @@ import importlib.util
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from style_studio.demo import DEMO_DIR, DemoAssets, demo_style, open_demo_style
 from style_studio.errors import InvalidInput, NotFound
 from style_studio.files import sha256_file
+from style_studio.image_review import quality_warnings
 from style_studio.studio import Studio, StudioConfig
 from style_studio.tiny_models import build_tiny_pipeline
 from style_studio.toy_model import TOY_ID
@@ -47,6 +49,12 @@ def test_demo_style_is_complete_and_trainable(studio, assets):
     assert len(images) == count
     assert all(studio.images.path(i.id).is_file() for i in images)
     assert [i.near_duplicates for i in images] == [[]] * count  # distinct artworks
+    # 256 px is the toy model's own size: nothing is flagged "small" on it, but would be
+    # on a real SD 1.x base.
+    assert style.base_model == TOY_ID and studio.images.items(style.id, "flagged") == []
+    assert "small for Stable Diffusion 1.x" in quality_warnings(images[0], "sd15")[0]
+    assert quality_warnings(replace(images[0], width=128), "sd15", TOY_ID) == [
+        "small for the built-in toy model: 128×256; the short side should be at least 256 px"]
     assert sorted(i.filename.split("/")[-1] for i in images) == sorted(
         p.name for p in assets.files)
 

@@ -62,6 +62,7 @@ def test_demo_journey_from_fresh_workspace_to_ab(app_url, page):
 
     open_tab(page, "Images")
     expect(page.locator("#images-summary")).to_contain_text("20 images", timeout=20_000)
+    expect(page.get_by_text("Flagged (0)")).to_be_visible()  # 256 px suits the toy model
     shot(page, "1-images")
 
     open_tab(page, "Captions")
