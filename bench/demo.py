@@ -113,9 +113,9 @@ def bench_demo(root: Path, threads: int, seeds: int) -> dict:
         print(f"A/B, {seeds} seeds:                 {ab}", flush=True)
         palette = style_palette([Image.open(p) for p in DemoAssets.load().files])
         base = [palette_distance(Image.open(o.path), palette) for o in outputs
-                if o.label.startswith("A ")]
+                if o.label == "A"]
         lora = [palette_distance(Image.open(o.path), palette) for o in outputs
-                if o.label.startswith("B ")]
+                if o.label == "B"]
         print(f"palette distance, base: {[round(d, 1) for d in base]}", flush=True)
         print(f"palette distance, LoRA: {[round(d, 1) for d in lora]}", flush=True)
         result = {

@@ -239,10 +239,10 @@ class Playground:
         cells = []
         for i in range(req.count):
             seed = plan.seed + i
-            cells.append(_Cell(req.prompt, seed, "ab-base", label=f"A · base · seed {seed}"))
+            # Just "A" and "B": each image's settings line already says seed, LoRA and scale.
+            cells.append(_Cell(req.prompt, seed, "ab-base", label="A"))
             cells.append(_Cell(req.prompt, seed, "ab-lora", checkpoint=plan.checkpoint,
-                               scale=req.lora_scale,
-                               label=f"B · {plan.checkpoint.label} @ {req.lora_scale:g}"))
+                               scale=req.lora_scale, label="B"))
         return self._submit(plan, cells, f"A/B of run {req.run_id} against the base", "ab")
 
     def submit_grid(self, request: GenerateRequest, checkpoints: list[int | None],

@@ -171,7 +171,8 @@ def test_ab_is_the_same_seed_without_and_with_the_lora(studio, style, run_id):
                      ("ab-base", 12, None), ("ab-lora", 12, run_id)]
     assert np.array_equal(pixels(outputs[0]), base)
     assert not np.array_equal(pixels(outputs[1]), base)
-    assert outputs[1].label.startswith("B · Final (step 200) @ 1")
+    assert [o.label for o in outputs] == ["A", "B", "A", "B"]
+    assert outputs[1].settings.summary().startswith(f"seed 11 · LoRA {run_id} final @ 1")
 
 
 def test_grid_has_the_requested_shape_and_labels(studio, style, run_id):
