@@ -9,6 +9,7 @@ from pathlib import Path
 from .captions import CaptionRecords, Captions
 from .consent import Consent
 from .erasure import Eraser
+from .family import TOY_ID
 from .generate import Playground
 from .images import Images
 from .jobs import JobRunner
@@ -69,6 +70,18 @@ class Studio:
         if default and any(s.ref == default for s in self.base_models(style.family)):
             return default
         return TINY_IDS[style.family]  # type: ignore[index]
+
+    def suggested_base_model(self, family: str) -> str | None:
+        """The base a new style should start on: a real model of `family` on this machine
+        (the app's default first), else the built-in toy model for SD 1.x, which shows a
+        style's colours where the tiny random model shows noise. None = the app's default."""
+        real = [s for s in self.base_models(family)
+                if s.available and s.kind != "tiny" and s.ref != TOY_ID]
+        if any(s.ref == self.config.default_base_model for s in real):
+            return None
+        if real:
+            return real[0].ref
+        return TOY_ID if family == "sd15" else None
 
     @property
     def notices(self) -> list[str]:

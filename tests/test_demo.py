@@ -110,6 +110,8 @@ def test_deleted_demo_comes_back_and_a_name_clash_keeps_the_artists_style(studio
 def test_base_model_is_the_toy_unless_a_real_one_is_on_this_machine(tmp_path):
     with Studio.open(tmp_path / "plain") as plain:
         assert open_demo_style(plain).base_model == TOY_ID
+        assert plain.suggested_base_model("sd15") == TOY_ID  # new styles of the artist too
+        assert plain.suggested_base_model("sdxl") is None  # the tiny SDXL; no toy of it
 
     folder = tmp_path / "models" / "my-sd15"  # a diffusers folder: a real model to the app
     build_tiny_pipeline("sd15", 0).save_pretrained(folder)

@@ -103,7 +103,8 @@ def build(studio: Studio) -> StylePanel:
 
     @guard
     def create(name: str, trigger: str, family: str, notes: str):
-        style = studio.styles.create(name, trigger=trigger, family=family, notes=notes)
+        style = studio.styles.create(name, trigger=trigger, family=family, notes=notes,
+                                     base_model=studio.suggested_base_model(family))
         gr.Info(f"Created the style '{style.name}'.")
         return (gr.update(choices=style_choices(studio), value=style.id), "", "",
                 gr.update(open=False))
@@ -114,8 +115,8 @@ def build(studio: Studio) -> StylePanel:
         if not style_id:
             raise gr.Error("Choose a style first.")
         before = studio.styles.get(style_id)
-        if family != before.family:
-            base_model = None  # a base model of the other family cannot be kept
+        if family != before.family:  # a base model of the other family cannot be kept
+            base_model = studio.suggested_base_model(family)
         style = studio.styles.update(style_id, name=name, trigger=trigger, family=family,
                                      notes=notes, base_model=base_model)
         gr.Info("Saved.")
