@@ -10,6 +10,7 @@ so a round trip through `from_single_file` must give back the same weights.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,57 +26,75 @@ VAE_ATTENTION_PARTS = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "
                        "to_out.0": "proj_out"}
 
 
+Rule = tuple[str, Callable[[re.Match], str]]
+
+
 def _resnet(rest: str) -> str:
     part, _, tail = rest.partition(".")
     return f"{RESNET_PARTS.get(part, part)}.{tail}"
 
 
+def _renamed(key: str, rules: list[Rule], what: str) -> str:
+    for pattern, rename in rules:
+        if m := re.fullmatch(pattern, key):
+            return rename(m)
+    raise KeyError(f"no LDM name for {what} key {key}")
+
+
 def unet_key(key: str, config: dict) -> str:
     """diffusers UNet key -> key under `model.diffusion_model.`"""
     per_block = config["layers_per_block"] + 1
-    for old, new in UNET_LAYERS.items():
-        if key.startswith(old + "."):
-            return new + key[len(old):]
-    if m := re.match(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
-        block, kind, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
-        index = 1 + block * per_block + layer
-        return (f"input_blocks.{index}.0.{_resnet(rest)}" if kind == "resnets"
-                else f"input_blocks.{index}.1.{rest}")
-    if m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)", key):
-        return f"input_blocks.{1 + int(m[1]) * per_block + per_block - 1}.0.op.{m[2]}"
-    if m := re.match(r"mid_block\.resnets\.(\d+)\.(.*)", key):
-        return f"middle_block.{2 * int(m[1])}.{_resnet(m[2])}"
-    if m := re.match(r"mid_block\.attentions\.0\.(.*)", key):
-        return f"middle_block.1.{m[1]}"
-    if m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
-        block, kind, layer, rest = int(m[1]), m[2], int(m[3]), m[4]
-        index = block * per_block + layer
-        return (f"output_blocks.{index}.0.{_resnet(rest)}" if kind == "resnets"
-                else f"output_blocks.{index}.1.{rest}")
-    if m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", key):
+
+    def down(m: re.Match) -> str:
+        index = 1 + int(m[1]) * per_block + int(m[3])
+        return (f"input_blocks.{index}.0.{_resnet(m[4])}" if m[2] == "resnets"
+                else f"input_blocks.{index}.1.{m[4]}")
+
+    def up(m: re.Match) -> str:
+        index = int(m[1]) * per_block + int(m[3])
+        return (f"output_blocks.{index}.0.{_resnet(m[4])}" if m[2] == "resnets"
+                else f"output_blocks.{index}.1.{m[4]}")
+
+    def upsampler(m: re.Match) -> str:
         block = int(m[1])
         slot = 2 if "CrossAttn" in config["up_block_types"][block] else 1  # after attention
-        return f"output_blocks.{block * per_block + per_block - 1}.{slot}.conv.{m[2]}"
-    raise KeyError(f"no LDM name for UNet key {key}")
+        return f"output_blocks.{(block + 1) * per_block - 1}.{slot}.conv.{m[2]}"
+
+    rules: list[Rule] = [
+        *((re.escape(old) + r"\.(.*)", lambda m, new=new: f"{new}.{m[1]}")
+          for old, new in UNET_LAYERS.items()),
+        (r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", down),
+        (r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)",
+         lambda m: f"input_blocks.{(int(m[1]) + 1) * per_block}.0.op.{m[2]}"),
+        (r"mid_block\.resnets\.(\d+)\.(.*)",
+         lambda m: f"middle_block.{2 * int(m[1])}.{_resnet(m[2])}"),
+        (r"mid_block\.attentions\.0\.(.*)", lambda m: f"middle_block.1.{m[1]}"),
+        (r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", up),
+        (r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", upsampler),
+    ]
+    return _renamed(key, rules, "UNet")
 
 
 def vae_key(key: str, config: dict) -> str:
     """diffusers VAE key -> key under `first_stage_model.`"""
-    blocks = len(config["up_block_types"])
+    last = len(config["up_block_types"]) - 1  # LDM numbers the decoder's blocks backwards
     key = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
-    if m := re.match(r"encoder\.down_blocks\.(\d+)\.resnets\.(.*)", key):
-        return f"encoder.down.{m[1]}.block.{m[2]}"
-    if m := re.match(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.*)", key):
-        return f"encoder.down.{m[1]}.downsample.{m[2]}"
-    if m := re.match(r"decoder\.up_blocks\.(\d+)\.resnets\.(.*)", key):
-        return f"decoder.up.{blocks - 1 - int(m[1])}.block.{m[2]}"
-    if m := re.match(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.*)", key):
-        return f"decoder.up.{blocks - 1 - int(m[1])}.upsample.{m[2]}"
-    if m := re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.*)", key):
-        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3]}"
-    if m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)\.(weight|bias)", key):
-        return f"{m[1]}.mid.attn_1.{VAE_ATTENTION_PARTS[m[2]]}.{m[3]}"
-    return key
+    rules: list[Rule] = [
+        (r"encoder\.down_blocks\.(\d+)\.resnets\.(.*)",
+         lambda m: f"encoder.down.{m[1]}.block.{m[2]}"),
+        (r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.(.*)",
+         lambda m: f"encoder.down.{m[1]}.downsample.{m[2]}"),
+        (r"decoder\.up_blocks\.(\d+)\.resnets\.(.*)",
+         lambda m: f"decoder.up.{last - int(m[1])}.block.{m[2]}"),
+        (r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.(.*)",
+         lambda m: f"decoder.up.{last - int(m[1])}.upsample.{m[2]}"),
+        (r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.*)",
+         lambda m: f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3]}"),
+        (r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)\.(weight|bias)",
+         lambda m: f"{m[1]}.mid.attn_1.{VAE_ATTENTION_PARTS[m[2]]}.{m[3]}"),
+        (r"(.*)", lambda m: m[1]),  # conv_in, conv_out, quant convs: same names
+    ]
+    return _renamed(key, rules, "VAE")
 
 
 def ldm_state_dict(pipe: DiffusionPipeline) -> dict[str, torch.Tensor]:
