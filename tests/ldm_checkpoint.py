@@ -1,7 +1,8 @@
-"""Write a diffusers SD 1.x pipeline as one original-layout (LDM) `.safetensors` checkpoint.
+"""Write a diffusers SD 1.x or SDXL pipeline as one original-layout `.safetensors` file.
 
 Artists download single-file checkpoints from model sites in the original Stable Diffusion
-layout (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.*`). No such
+layout (`model.diffusion_model.*`, `first_stage_model.*`, `cond_stage_model.*` or SDXL's
+`conditioner.embedders.{0,1}.*`). No such
 file can be downloaded here, so the tests make one from a tiny pipeline built in code: the
 key renames below are the inverse of the ones diffusers applies when it loads such a file,
 so a round trip through `from_single_file` must give back the same weights.
@@ -21,7 +22,11 @@ RESNET_PARTS = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj":
                 "norm2": "out_layers.0", "conv2": "out_layers.3",
                 "conv_shortcut": "skip_connection"}
 UNET_LAYERS = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+               "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
                "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+OPEN_CLIP_PARTS = {"text_model.encoder.layers.": "transformer.resblocks.",
+                   "layer_norm1": "ln_1", "layer_norm2": "ln_2", ".mlp.fc1.": ".mlp.c_fc.",
+                   ".mlp.fc2.": ".mlp.c_proj.", ".self_attn.": ".attn."}
 VAE_ATTENTION_PARTS = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v",
                        "to_out.0": "proj_out"}
 
@@ -97,8 +102,41 @@ def vae_key(key: str, config: dict) -> str:
     return _renamed(key, rules, "VAE")
 
 
+def _clip_l(encoder) -> dict[str, torch.Tensor]:
+    # transformers 5 names CLIPTextModel's weights without the `text_model.` that
+    # original checkpoints (written from transformers 4) carry.
+    return {(k if k.startswith("text_model.") else "text_model." + k): v
+            for k, v in encoder.state_dict().items()}
+
+
+def _open_clip(encoder) -> dict[str, torch.Tensor]:
+    """SDXL's second text encoder in OpenCLIP's layout: fused q/k/v, transposed projection."""
+    out: dict[str, torch.Tensor] = {}
+    fused: dict[str, dict[str, torch.Tensor]] = {}
+    named = {"text_model.embeddings.position_embedding.weight": "positional_embedding",
+             "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+             "text_model.final_layer_norm.weight": "ln_final.weight",
+             "text_model.final_layer_norm.bias": "ln_final.bias"}
+    for key, value in _clip_l(encoder).items():
+        if key in named:
+            out[named[key]] = value
+        elif key == "text_projection.weight" or key == "text_model.text_projection.weight":
+            out["text_projection"] = value.T
+        elif m := re.fullmatch(r"(.*)\.self_attn\.([qkv])_proj\.(weight|bias)", key):
+            fused.setdefault(f"{m[1]}.self_attn.in_proj_{m[3]}", {})[m[2]] = value
+        else:
+            for old, new in OPEN_CLIP_PARTS.items():
+                key = key.replace(old, new)
+            out[key] = value
+    for key, parts in fused.items():
+        for old, new in OPEN_CLIP_PARTS.items():
+            key = key.replace(old, new)
+        out[key] = torch.cat([parts["q"], parts["k"], parts["v"]])
+    return out
+
+
 def ldm_state_dict(pipe: DiffusionPipeline) -> dict[str, torch.Tensor]:
-    """The pipeline's UNet, VAE and CLIP text encoder under their original names."""
+    """The pipeline's UNet, VAE and text encoder(s) under their original names."""
     out: dict[str, torch.Tensor] = {}
     for key, value in pipe.unet.state_dict().items():
         out["model.diffusion_model." + unet_key(key, pipe.unet.config)] = value
@@ -107,11 +145,14 @@ def ldm_state_dict(pipe: DiffusionPipeline) -> dict[str, torch.Tensor]:
         if ".mid.attn_1." in name and value.ndim == 2:  # LDM keeps these as 1x1 convs
             value = value[:, :, None, None]
         out["first_stage_model." + name] = value
-    for key, value in pipe.text_encoder.state_dict().items():
-        # transformers 5 names CLIPTextModel's weights without the `text_model.` that
-        # original checkpoints (written from transformers 4) carry.
-        key = key if key.startswith("text_model.") else "text_model." + key
-        out["cond_stage_model.transformer." + key] = value
+    if getattr(pipe, "text_encoder_2", None) is None:
+        out.update({"cond_stage_model.transformer." + k: v
+                    for k, v in _clip_l(pipe.text_encoder).items()})
+    else:
+        out.update({"conditioner.embedders.0.transformer." + k: v
+                    for k, v in _clip_l(pipe.text_encoder).items()})
+        out.update({"conditioner.embedders.1.model." + k: v
+                    for k, v in _open_clip(pipe.text_encoder_2).items()})
     return {k: v.detach().contiguous().clone() for k, v in out.items()}
 
 

@@ -16,9 +16,10 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMScheduler
+from diffusers import DDPMScheduler, UNet2DConditionModel
 from ldm_checkpoint import write_ldm_checkpoint
 from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModelWithProjection
 
 from style_studio.devices import pick_device
 from style_studio.errors import InvalidInput, ModelUnavailable
@@ -242,29 +243,48 @@ def test_pick_device():
             pick_device("cuda")
 
 
-def test_single_file_checkpoint_loads_offline_with_its_own_weights(tmp_path, empty_hub_cache,
-                                                                    models_dir):
-    """An original-layout checkpoint (as model sites publish them) becomes the same pipeline."""
-    reference = load_pipeline(TINY_IDS["sd15"], "sd15", models_dir, pick_device("cpu"))
-    checkpoint = write_ldm_checkpoint(reference, tmp_path / "my-base.safetensors")
-    with pytest.raises(ModelUnavailable, match=f"hf download {SD15_HUB}"):
-        load_pipeline(str(checkpoint), "sd15", tmp_path)
+def _reference_folder(family: str, models_dir: Path, tmp_path: Path) -> Path:
+    """A diffusers folder to turn into a single file. diffusers tells SDXL from SD 1.x by
+    the 10th block of the OpenCLIP encoder, and the two SDXL encoders apart by width, so
+    the tiny SDXL gets a 10-layer, 48-wide second encoder here (real: 32 layers, 1280)."""
+    if family == "sd15":
+        return models_dir / TINY_IDS["sd15"]
+    pipe = build_tiny_pipeline("sdxl", 0)
+    torch.manual_seed(0)
+    config = pipe.text_encoder_2.config
+    config.num_hidden_layers, config.hidden_size = 10, 48
+    unet = UNet2DConditionModel.from_config(pipe.unet.config, cross_attention_dim=32 + 48)
+    pipe.register_modules(text_encoder_2=CLIPTextModelWithProjection(config), unet=unet)
+    pipe.save_pretrained(tmp_path / "tiny-xl-10")
+    return tmp_path / "tiny-xl-10"
 
-    # SD 1.5's config files only (what that message asks for), no weights, in the HF cache.
+
+@pytest.mark.parametrize(("family", "hub_id"), [("sd15", SD15_HUB), ("sdxl", SDXL_HUB)])
+def test_single_file_checkpoint_loads_offline_with_its_own_weights(
+        family, hub_id, tmp_path, empty_hub_cache, models_dir):
+    """An original-layout checkpoint (as model sites publish them) becomes the same pipeline."""
+    folder = _reference_folder(family, models_dir, tmp_path)
+    reference = load_pipeline(str(folder), family, models_dir, pick_device("cpu"))
+    checkpoint = write_ldm_checkpoint(reference, tmp_path / "my-base.safetensors")
+    with pytest.raises(ModelUnavailable, match=f"hf download {hub_id}"):
+        load_pipeline(str(checkpoint), family, tmp_path)
+
+    # The base repo's config files only (what that message asks for), no weights.
     commit = "89abcdef0123456789abcdef0123456789abcdef"
-    repo = empty_hub_cache / f"models--{SD15_HUB.replace('/', '--')}"
-    shutil.copytree(models_dir / TINY_IDS["sd15"], repo / "snapshots" / commit,
+    repo = empty_hub_cache / f"models--{hub_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / commit,
                     ignore=shutil.ignore_patterns("*.safetensors", TINY_MARKER))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    assert not describe_source(SD15_HUB, "sd15", tmp_path).available  # configs are not a model
+    assert not describe_source(hub_id, family, tmp_path).available  # configs are not a model
 
-    loaded = load_pipeline(str(checkpoint), "sd15", tmp_path, pick_device("cpu"))
-    for part in ("unet", "vae", "text_encoder"):
+    loaded = load_pipeline(str(checkpoint), family, tmp_path, pick_device("cpu"))
+    parts = ["unet", "vae", "text_encoder"] + (["text_encoder_2"] if family == "sdxl" else [])
+    for part in parts:
         mine, theirs = getattr(loaded, part).state_dict(), getattr(reference, part).state_dict()
         assert mine.keys() == theirs.keys(), part
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), part
-    assert np.array_equal(np.asarray(_generate(loaded, "sd15")),
-                          np.asarray(_generate(reference, "sd15")))
+    assert np.array_equal(np.asarray(_generate(loaded, family)),
+                          np.asarray(_generate(reference, family)))
     expected = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert model_identity(str(checkpoint), tmp_path) == f"sha256:{expected}"
