@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
+from style_studio.errors import StudioError
 from style_studio.studio import Studio, StudioConfig
 from style_studio.workspace import DEFAULT_HOME, HOME_ENV, Workspace
 
@@ -32,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.upload_cache))
     from style_studio.ui.shell import build_ui, launch_options
 
-    studio = Studio(workspace, StudioConfig(default_base_model=args.base_model))
+    try:
+        studio = Studio(workspace, StudioConfig(default_base_model=args.base_model))
+    except StudioError as exc:  # e.g. the workspace is open elsewhere, or its store is damaged
+        sys.exit(f"Style Studio could not start: {exc}")
     demo = build_ui(studio)
     print(f"Style Studio: workspace {workspace.root}")
     demo.queue(default_concurrency_limit=4).launch(

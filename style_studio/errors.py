@@ -31,3 +31,7 @@ class JobCancelled(StudioError):
 
 class GateRefused(StudioError):
     """Training was asked for images the consent gate does not allow."""
+
+
+class WorkspaceBusy(StudioError):
+    """Another Style Studio process has this workspace open."""

@@ -19,6 +19,7 @@ from .styles import Style, Styles
 from .tiny_models import TINY_IDS
 from .training import Training
 from .workspace import Workspace
+from .workspace_lock import WorkspaceLock
 
 
 @dataclass
@@ -35,7 +36,13 @@ class Studio:
     def __init__(self, workspace: Workspace, config: StudioConfig | None = None):
         self.workspace = workspace.ensure()
         self.config = config or StudioConfig()
-        self.store = Store(self.workspace.db_path)
+        self.lock = WorkspaceLock(self.workspace.root)
+        self.lock.acquire()  # before the store: two writers would lose each other's changes
+        try:
+            self.store = Store(self.workspace.db_path)
+        except BaseException:
+            self.lock.release()
+            raise
         self.styles = Styles(self.store, self.workspace)
         self.jobs = JobRunner(self.store)
         self.erasure = Eraser(self.store, self.workspace)
@@ -91,6 +98,7 @@ class Studio:
     def close(self) -> None:
         self.jobs.shutdown()
         self.store.close()
+        self.lock.release()
 
     def __enter__(self) -> Studio:
         return self
