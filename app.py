@@ -25,6 +25,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def clear_leftovers(workspace: Workspace) -> None:
+    """Empty the workspace's own upload cache before Gradio starts: with the workspace lock
+    held, whatever is there was left by an earlier run (an upload cancelled before its
+    import, a copy served to a page long closed), and fewer copies is safer for erasure.
+    A GRADIO_TEMP_DIR set elsewhere by the user is theirs and left alone."""
+    if Path(os.environ["GRADIO_TEMP_DIR"]).resolve() != workspace.upload_cache.resolve():
+        return
+    files, size = workspace.empty_upload_cache()
+    if files:
+        print(f"Style Studio: cleared {files} file(s), {size / 1e6:.1f} MB, that an earlier "
+              f"run left in {workspace.upload_cache}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     workspace = Workspace(Path(args.workspace).resolve()).ensure()
@@ -32,12 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     # Gradio reads its cache folder at import: keep it inside the workspace so that an
     # erasure can find every copy of an image the app placed there.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.upload_cache))
-    from style_studio.ui.shell import build_ui, launch_options
-
     try:
         studio = Studio(workspace, StudioConfig(default_base_model=args.base_model))
     except StudioError as exc:  # e.g. the workspace is open elsewhere, or its store is damaged
         sys.exit(f"Style Studio could not start: {exc}")
+    clear_leftovers(workspace)
+    from style_studio.ui.shell import build_ui, launch_options
     demo = build_ui(studio)
     print(f"Style Studio: workspace {workspace.root}")
     demo.queue(default_concurrency_limit=4).launch(

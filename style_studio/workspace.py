@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,27 @@ class Workspace:
     def upload_cache(self) -> Path:
         """Gradio's upload/serve cache, kept inside the workspace so erasure can reach it."""
         return self.root / "gradio-cache"
+
+    def empty_upload_cache(self) -> tuple[int, int]:
+        """Remove everything in the upload cache; returns (files, bytes) removed.
+
+        Only for start-up, with the workspace lock held and before Gradio starts: then
+        every file there was left by an earlier process (an upload cancelled before its
+        import, a copy served to a page long closed) and nothing needs it any more.
+        """
+        files = size = 0
+        if not self.upload_cache.is_dir():
+            return 0, 0
+        for entry in self.upload_cache.iterdir():
+            found = [entry] if not entry.is_dir() or entry.is_symlink() else [
+                p for p in entry.rglob("*") if p.is_file() and not p.is_symlink()]
+            files += len(found)
+            size += sum(p.lstat().st_size for p in found)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        return files, size
 
     def style_dir(self, style_id: str) -> Path:
         return self.styles_root / style_id
