@@ -15,6 +15,11 @@ TOY_ID = "toy-sd15"
 TOY_SIDE = 256  # pixels: the size it is pretrained, trained and sampled at
 
 
+def native_side(family: str, base_model: str | None = None) -> int:
+    """Pixels a base model works at: its family's native size, or the toy model's 256."""
+    return TOY_SIDE if base_model == TOY_ID else NATIVE_SIDE.get(family, 512)
+
+
 def check_family(family: str) -> None:
     if family not in FAMILIES:
         choices = ", ".join(f"{k} ({v})" for k, v in FAMILY_LABELS.items())

@@ -17,13 +17,12 @@ import torch
 
 from .erasure import ERASED_FLAG
 from .errors import InvalidInput, NotFound
-from .family import NATIVE_SIDE
+from .family import native_side
 from .grids import GridLayout, compose_grid
 from .jobs import Job, JobContext
 from .output_metadata import OutputSettings, read_settings, save_output
 from .pipeline_cache import LoraSource, PipelineCache
 from .tiny_models import parse_tiny_id
-from .toy_model import TOY_ID, TOY_SIZE
 
 if TYPE_CHECKING:
     from .studio import Studio
@@ -116,9 +115,7 @@ class _Plan:
 
 def native_size(base_model: str, family: str) -> int:
     """The side the base model was trained at; the tiny models are 64 px, the toy 256."""
-    if base_model == TOY_ID:
-        return TOY_SIZE
-    return 64 if parse_tiny_id(base_model) else NATIVE_SIDE.get(family, 512)
+    return 64 if parse_tiny_id(base_model) else native_side(family, base_model)
 
 
 def _checked(request: GenerateRequest) -> GenerateRequest:

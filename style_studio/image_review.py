@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .caption_records import CaptionRecords
-from .family import FAMILY_LABELS, NATIVE_SIDE, TOY_ID, TOY_SIDE
+from .family import FAMILY_LABELS, TOY_ID, native_side
 from .image_meta import SourceMeta
 from .image_records import ImageRecord
 from .perceptual import hamming
@@ -28,9 +28,8 @@ BLOCKED_CONSENT = ("refused", "revoked")
 def minimum_side(family: str, base_model: str | None = None) -> tuple[int, str]:
     """The short side images should have, and for what: the family's native size, or
     256 px when the style trains on the built-in toy model, which never sees more."""
-    if base_model == TOY_ID:
-        return TOY_SIDE, "the built-in toy model"
-    return NATIVE_SIDE.get(family, 512), FAMILY_LABELS.get(family, family)
+    model = "the built-in toy model" if base_model == TOY_ID else FAMILY_LABELS.get(family, family)
+    return native_side(family, base_model), model
 
 
 def quality_warnings(record: ImageRecord, family: str,

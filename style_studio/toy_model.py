@@ -29,13 +29,12 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 
-from .family import TOY_ID
+from .family import TOY_ID, TOY_SIDE
 from .files import atomic_write_json
 from .synthetic import shapes_image
 from .tiny_models import TINY_MARKER
-from .toy_parts import NATIVE_SIZE, toy_pipeline
+from .toy_parts import toy_pipeline
 
-TOY_SIZE = NATIVE_SIZE  # pixels: "automatic" size for training and generating with it
 TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
              "workflow; real styles need SD 1.5 or SDXL")
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / TOY_ID
@@ -50,7 +49,7 @@ class ToyRecipe:
     steps: int = 1200
     learning_rate: float = 1e-3
     batch_size: int = 8
-    image_size: int = NATIVE_SIZE
+    image_size: int = TOY_SIDE
     pool_size: int = 192
 
 

@@ -40,7 +40,6 @@ K = 100.0  # the constant channels that keep GroupNorm linear (fp16-safe: K^2 = 
 LIFT = 10.0  # SiLU(x) = x to within 0.1% for x in [9, 11]
 LOGVAR = -20.0  # the posterior's spread: std ~ 5e-5, i.e. none
 UNET_GROUPS = 8
-NATIVE_SIZE = TOY_SIDE  # pixels: the size it is pretrained at (32x32 latents)
 
 
 def toy_pipeline(seed: int = 0) -> DiffusionPipeline:
@@ -49,7 +48,7 @@ def toy_pipeline(seed: int = 0) -> DiffusionPipeline:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel.from_config(pipe.unet.config, norm_num_groups=UNET_GROUPS,
-                                                sample_size=NATIVE_SIZE // 8)
+                                                sample_size=TOY_SIDE // 8)
     pipe.register_modules(unet=unet, vae=mosaic_vae())
     return pipe
 
@@ -60,7 +59,7 @@ def mosaic_vae() -> AutoencoderKL:
     vae = AutoencoderKL(
         block_out_channels=(8, 16, 32, 32), in_channels=3, out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4, norm_num_groups=1, layers_per_block=1, sample_size=NATIVE_SIZE,
+        latent_channels=4, norm_num_groups=1, layers_per_block=1, sample_size=TOY_SIDE,
         scaling_factor=1.0)
     with torch.no_grad():
         for param in vae.parameters():

@@ -20,6 +20,7 @@ from .checkpoints import CheckpointFolder
 from .devices import pick_device
 from .energy import EnergyMeter, EnergyReport
 from .errors import GateRefused, InvalidInput, JobCancelled, ModelUnavailable, StudioError
+from .family import TOY_ID, native_side
 from .files import atomic_write_json, atomic_write_text, sha256_bytes
 from .gate import TrainingPlan
 from .jobs import FINISHED, Job, JobContext
@@ -34,7 +35,6 @@ from .provenance import (
 )
 from .sampling import sample_name
 from .store import known_fields, new_id, utc_now
-from .toy_model import TOY_ID, TOY_SIZE
 from .trainer import Trainer, TrainSpec
 from .training_config import TrainConfig
 from .training_data import training_caption
@@ -198,7 +198,8 @@ class Training:
             config = TrainConfig.from_dict({**config.to_dict(),
                                             "sample_prompts": config.prompts_for(style.trigger)})
         if not config.resolution and ref == TOY_ID:  # "native" is 256 px for the toy model
-            config = TrainConfig.from_dict({**config.to_dict(), "resolution": TOY_SIZE})
+            config = TrainConfig.from_dict({**config.to_dict(),
+                                            "resolution": native_side(style.family, ref)})
         run_id = new_id()
         self.store.insert("runs", {
             "id": run_id, "style_id": style_id, "job_id": "", "status": "running",

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import InvalidInput
+from .family import native_side
 
 PRESET_LABELS: dict[str, str] = {
     "quick": "Quick draft",
@@ -33,7 +34,6 @@ TARGETS: dict[str, tuple[str, ...]] = {
 }
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 PRECISIONS = ("auto", "no", "fp16", "bf16")
-DEFAULT_RESOLUTION = {"sd15": 512, "sdxl": 1024}
 DEFAULT_SAMPLE_SUBJECTS = ("a landscape with trees", "a portrait of a woman",
                            "a still life with fruit")
 
@@ -102,7 +102,7 @@ class TrainConfig:
 
     # -- derived values -----------------------------------------------------------------
     def resolution_for(self, family: str) -> int:
-        return self.resolution or DEFAULT_RESOLUTION.get(family, 512)
+        return self.resolution or native_side(family)
 
     def steps_per_epoch(self, image_count: int) -> int:
         return max(1, math.ceil(image_count * self.repeats / self.batch_size))

@@ -10,11 +10,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from style_studio.demo import DemoAssets, open_demo_style, palette_distance, style_palette
+from style_studio.family import TOY_SIDE
 from style_studio.generate import native_size
 from style_studio.toy_model import (
     ASSET_DIR,
     TOY_ID,
-    TOY_SIZE,
     ToyRecipe,
     build_toy_model,
     ensure_toy_model,
@@ -58,7 +58,7 @@ def test_mosaic_vae_encodes_block_colours_and_paints_them_back(tmp_path):
 def test_toy_pipeline_and_the_shipped_toy_use_these_parts():
     pipe = toy_pipeline(0)
     assert pipe.unet.config.norm_num_groups == 8 and pipe.vae.config.norm_num_groups == 1
-    assert pipe.unet.config.sample_size * 8 == TOY_SIZE == 256
+    assert pipe.unet.config.sample_size * 8 == TOY_SIDE == 256
     shipped = AutoencoderKL.load_config(ASSET_DIR / "vae")
     assert shipped["norm_num_groups"] == 1
     assert native_size(TOY_ID, "sd15") == 256 and native_size("tiny-sd15", "sd15") == 64
