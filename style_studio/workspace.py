@@ -54,11 +54,12 @@ class Workspace:
         if not self.upload_cache.is_dir():
             return 0, 0
         for entry in self.upload_cache.iterdir():
-            found = [entry] if not entry.is_dir() or entry.is_symlink() else [
-                p for p in entry.rglob("*") if p.is_file() and not p.is_symlink()]
+            folder = entry.is_dir() and not entry.is_symlink()  # a link is removed, not followed
+            found = ([p for p in entry.rglob("*") if p.is_file() and not p.is_symlink()]
+                     if folder else [entry])
             files += len(found)
             size += sum(p.lstat().st_size for p in found)
-            if entry.is_dir() and not entry.is_symlink():
+            if folder:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
