@@ -5,7 +5,10 @@
 - kohya (A1111, ComfyUI, Forge): `lora_unet_<module>` / `lora_te(1|2)_<module>` with
   `.lora_down.weight`, `.lora_up.weight` and `.alpha`. SD 1.x uses diffusers module
   names, as kohya's sd-scripts do; SDXL uses the original (sgm) block names
-  `input_blocks_4_1_…`, as sd-scripts write them for SDXL.
+  `input_blocks_4_1_…`, as sd-scripts write them for SDXL. Text-encoder modules are
+  named in the original CLIP layout (`text_model.encoder.layers.0…`), which
+  transformers 5's `CLIPTextModel` no longer has: without `text_model_` the tools
+  silently skip every first-encoder module.
 Both carry provenance in `__metadata__` (string values only). Files are written to a
 temp file and renamed, so a failed save never leaves a half-written LoRA behind.
 """
@@ -112,6 +115,18 @@ def _resnet(kind: str, rest: list[str]) -> list[str]:
     return rest
 
 
+def clip_module(path: str) -> str:
+    """A CLIP text-encoder module path in the original layout sd-scripts names it by.
+
+    transformers 4 (and the OpenAI/sd-scripts layout) put everything of the text tower
+    under `text_model.`; transformers 5's `CLIPTextModel` dropped that level, while
+    `CLIPTextModelWithProjection` keeps it next to `text_projection`.
+    """
+    if path.startswith("text_model.") or path.split(".", 1)[0] == "text_projection":
+        return path
+    return f"text_model.{path}"
+
+
 def kohya_state(state: dict[str, torch.Tensor], alphas: dict[str, float], family: str,
                 layers_per_block: int) -> dict[str, torch.Tensor]:
     """Convert the prefixed PEFT state to kohya keys with down/up weights and alpha."""
@@ -123,6 +138,8 @@ def kohya_state(state: dict[str, torch.Tensor], alphas: dict[str, float], family
         module, tail = rest.rsplit(".lora_", 1)
         if prefix == "unet" and family == "sdxl":
             module = sgm_module(module, layers_per_block)
+        elif prefix != "unet":
+            module = clip_module(module)
         kohya_prefix = KOHYA_PREFIX[prefix]
         if family == "sdxl" and prefix == "text_encoder":
             kohya_prefix = "lora_te1_"

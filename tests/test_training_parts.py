@@ -10,7 +10,7 @@ from PIL import Image
 from style_studio.checkpoints import CheckpointFolder
 from style_studio.energy import EnergyMeter, EnergyReport
 from style_studio.errors import InvalidInput
-from style_studio.lora_export import kohya_state, sgm_module
+from style_studio.lora_export import clip_module, kohya_state, sgm_module
 from style_studio.provenance import hf_licence, model_card
 from style_studio.training_config import TrainConfig
 from style_studio.training_data import (
@@ -129,17 +129,24 @@ def test_kohya_keys_shapes_and_alpha():
              torch.zeros(4, 64),
              "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight":
              torch.zeros(64, 4),
-             "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight":
-             torch.zeros(4, 32)}
-    sd15 = kohya_state(state, {"unet": 8.0, "text_encoder": 4.0}, "sd15", 1)
+             # transformers 5: CLIPTextModel has no `text_model.` level, the one with
+             # projection keeps it; sd-scripts' names have it for both
+             "text_encoder.encoder.layers.0.self_attn.q_proj.lora_A.weight":
+             torch.zeros(4, 32),
+             "text_encoder_2.text_model.encoder.layers.1.mlp.fc1.lora_B.weight":
+             torch.zeros(37, 4)}
+    alphas = {"unet": 8.0, "text_encoder": 4.0, "text_encoder_2": 4.0}
+    sd15 = kohya_state(state, alphas, "sd15", 1)
     name = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q"
     assert sd15[f"{name}.lora_down.weight"].shape == (4, 64)
     assert sd15[f"{name}.lora_up.weight"].shape == (64, 4)
     assert float(sd15[f"{name}.alpha"]) == 8.0
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.alpha" in sd15
-    sdxl = kohya_state(state, {"unet": 8.0, "text_encoder": 4.0}, "sdxl", 2)
+    sdxl = kohya_state(state, alphas, "sdxl", 2)
     assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_up.weight" in sdxl
     assert "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight" in sdxl
+    assert "lora_te2_text_model_encoder_layers_1_mlp_fc1.lora_up.weight" in sdxl
+    assert clip_module("text_projection") == "text_projection"
 
 
 def _manifest(licences: dict[str, int]) -> dict:
