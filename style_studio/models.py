@@ -4,6 +4,8 @@ A base model can be a tiny random model built in code (tests, offline demo), a l
 diffusers folder, a single `.safetensors` checkpoint or a Hugging Face hub id that is
 already in the local cache. Loading never touches the network: a missing model is a
 `ModelUnavailable` that names the command to fetch it, never a multi-minute retry loop.
+Weights are read from .safetensors only: a folder whose weights are pickles is listed as
+unavailable with the command that converts it, because unpickling can run code.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from style_studio.checkpoint_files import (
     PICKLE_SUFFIXES,
     SINGLE_FILE_TYPES,
     WEIGHT_SUFFIXES,
+    folder_pickle_message,
     pickle_message,
+    pickle_only_components,
     single_file_family,
     single_file_model_type,
 )
@@ -125,7 +129,8 @@ def _hub_snapshot(repo_id: str) -> Path | None:
 
 
 def _hub_has_weights(snapshot: Path) -> bool:
-    return any((snapshot / "unet").glob("diffusion_pytorch_model*"))
+    """The UNet's .safetensors weights are cached (pickled .bin ones are never loaded)."""
+    return any((snapshot / "unet").glob("diffusion_pytorch_model*.safetensors"))
 
 
 def hf_download_command(repo_id: str) -> str:
@@ -220,12 +225,24 @@ def _describe_hub(repo_id: str, family: Family) -> BaseModelSource:
     label = f"{known[1]} ({repo_id})" if known else f"{repo_id} (Hugging Face)"
     family = known[0] if known else family
     snapshot = _hub_snapshot(repo_id)
+    pickled = pickle_only_components(snapshot) if snapshot else {}
+    if snapshot and pickled:
+        detail = _hub_pickle_message(repo_id, pickled)
+        return BaseModelSource(repo_id, family, "hub", label, False, detail)
     if snapshot and _hub_has_weights(snapshot):
         detail = f"In the local Hugging Face cache (snapshot {snapshot.name[:12]})."
         return BaseModelSource(repo_id, family, "hub", label, True, detail)
     size = f" (about {known[2]})" if known else ""
     detail = f"Not downloaded yet{size}. To fetch it, run: {hf_download_command(repo_id)}"
     return BaseModelSource(repo_id, family, "hub", label, False, detail)
+
+
+def _hub_pickle_message(repo_id: str, pickled: dict[str, list[str]]) -> str:
+    """A cached hub model with pickled weights only: fetch its .safetensors files."""
+    return (f"The cached copy of {repo_id} has only pickled weights for "
+            f"{', '.join(pickled)}; Style Studio loads .safetensors only, because loading a "
+            "pickle can run code. Fetch the .safetensors files with: "
+            f"{hf_download_command(repo_id)}")
 
 
 def _describe_folder(ref: str, path: Path, family: Family) -> BaseModelSource:
@@ -235,6 +252,10 @@ def _describe_folder(ref: str, path: Path, family: Family) -> BaseModelSource:
     if not (path / "model_index.json").is_file():
         detail = f"{path} has no model_index.json, so it is not a diffusers model folder."
         return BaseModelSource(ref, family, "folder", label, False, detail)
+    pickled = pickle_only_components(path)
+    if pickled:
+        return BaseModelSource(ref, _folder_family(path) or family, "folder", label, False,
+                               folder_pickle_message(path, pickled))
     found = _folder_family(path) or family
     if found != family:
         detail = f"This is a {found} model, not {family}."
@@ -353,11 +374,15 @@ def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> Diffusio
         singles = sorted(p.name for p in folder.glob("*.safetensors"))
         hint = f" Did you mean the file {singles[0]}?" if singles else ""
         raise InvalidInput(f"{folder} is not a diffusers model folder (no model_index.json).{hint}")
+    pickled = pickle_only_components(folder)
+    if pickled:  # checked before diffusers opens anything
+        raise InvalidInput(folder_pickle_message(folder, pickled))
     found = _folder_family(folder)
     if found and found != family:
         raise InvalidInput(f"{folder.name} is a {found} model, but {family} was asked for.")
     try:
-        pipe = _pipeline_class(family).from_pretrained(folder, **_load_kwargs(family, device))
+        pipe = _pipeline_class(family).from_pretrained(
+            folder, use_safetensors=True, **_load_kwargs(family, device))
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise InvalidInput(f"Could not load the model folder {folder}: {exc}") from exc
     return _finish(pipe, device)
@@ -401,8 +426,14 @@ def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPi
     snapshot = _hub_snapshot(repo_id)
     if snapshot is None:  # checked first: diffusers is never asked to look online
         raise missing
+    pickled = pickle_only_components(snapshot)
+    if pickled:
+        raise ModelUnavailable(_hub_pickle_message(repo_id, pickled))
+    if not _hub_has_weights(snapshot):
+        raise missing
     try:
-        pipe = _pipeline_class(family).from_pretrained(repo_id, **_load_kwargs(family, device))
+        pipe = _pipeline_class(family).from_pretrained(
+            repo_id, use_safetensors=True, **_load_kwargs(family, device))
     except (OSError, ValueError) as exc:
         raise missing from exc
     return _finish(pipe, device)
