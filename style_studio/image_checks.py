@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import (
+    Image,
+    ImageCms,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    UnidentifiedImageError,
+)
 
 from .errors import InvalidInput
 from .image_meta import SourceMeta, read_source_meta
@@ -141,6 +148,13 @@ def describe_non_image(path: Path) -> str:
 
 def _decode_reason(exc: Exception) -> str:
     message = str(exc) or type(exc).__name__
+    # Pillow's own guard: a zTXt/iTXt text chunk unpacking past MAX_TEXT_CHUNK (1 MB), or
+    # text chunks past MAX_TEXT_MEMORY. The picture may be fine; its metadata is the problem.
+    if isinstance(exc, ValueError) and "MAX_TEXT" in message:
+        return ("the file carries a metadata text chunk too large to read safely (over "
+                f"{PngImagePlugin.MAX_TEXT_CHUNK // MB} MB of text once unpacked; a picture "
+                "never needs that much). Export or save the picture again without its "
+                "metadata and import that copy")
     if "truncated" in message.lower() or isinstance(exc, (EOFError, struct.error)):
         return ("the file is truncated (cut off part-way, e.g. an interrupted download or "
                 "copy); copy or export it again")

@@ -7,6 +7,7 @@ file on every write) and always before the run ends, even when it is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -116,9 +117,16 @@ class IngestRun:
             progress(1.0, f"Imported {self.report.headline}")
         finally:
             self._commit()
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            self._remove_scratch()
             discard_uploads(self.workspace, paths)
         return self.report
+
+    def _remove_scratch(self) -> None:
+        """Remove this run's unpacked zip entries, and `.incoming/` itself once empty,
+        so a finished import leaves no trace beside the images it stored."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):  # absent, or another import's scratch is in it
+            self.scratch.parent.rmdir()
 
     def _stopped(self, remaining: int) -> None:
         self.report.stopped = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +81,12 @@ def _decode_caption(raw: bytes, limits: IngestLimits) -> tuple[str | None, str |
         except UnicodeDecodeError:
             continue
     return None, "caption file is not readable text — it was not imported"
+
+
+def is_link_member(info: zipfile.ZipInfo) -> bool:
+    """A symbolic link stored in a zip (Unix mode S_IFLNK in the high 16 bits of
+    external_attr): its content is a path elsewhere, never an image."""
+    return stat.S_ISLNK(info.external_attr >> 16)
 
 
 def unsafe_member(name: str) -> bool:
@@ -179,6 +186,8 @@ class SourcePlanner:
         problems = [
             (unsafe_member(info.filename), "its path points outside the archive (an absolute "
              "path or '..'); it was skipped for safety"),
+            (is_link_member(info), "it is a symbolic link (a shortcut to another file), not "
+             "an image; links are not followed, for safety. Put the picture itself in the zip"),
             (bool(info.flag_bits & 0x1), "it is password-protected; unpack it yourself first"),
             (info.file_size > limits.max_file_bytes, f"too large when unpacked "
              f"({info.file_size / MB:,.0f} MB; the limit is {limits.max_file_bytes / MB:.0f} MB)"),
@@ -238,7 +247,7 @@ def materialised(item: SourceItem, scratch: Path, limits: IngestLimits) -> Itera
         yield item.path
         return
     assert item.zip_path is not None and item.member is not None
-    scratch.mkdir(parents=True, exist_ok=True)
+    _make_scratch(scratch)
     target = scratch / f"entry{PurePosixPath(item.member).suffix.lower()[:8]}"
     try:
         with zipfile.ZipFile(item.zip_path) as archive, archive.open(item.member) as src, \
@@ -259,6 +268,18 @@ def materialised(item: SourceItem, scratch: Path, limits: IngestLimits) -> Itera
         yield target
     finally:
         target.unlink(missing_ok=True)
+
+
+def _make_scratch(scratch: Path) -> None:
+    """Create the scratch folder; retried because a finishing import removes the shared,
+    empty `.incoming/` parent and may do so between our two mkdir calls."""
+    for _ in range(2):
+        try:
+            scratch.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    scratch.mkdir(parents=True, exist_ok=True)
 
 
 def remove_scratch(scratch: Path) -> None:

@@ -6,6 +6,7 @@ Nothing here is a fixture file on disk: each builder writes exactly the case it 
 from __future__ import annotations
 
 import io
+import stat
 import struct
 import zipfile
 import zlib
@@ -140,6 +141,36 @@ def bomb_zip(path: Path) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("huge.png", b"\x00" * (40 << 20))        # 40 MB of zeros -> ~40 KB
         zf.writestr("fine.png", png_bytes(picture(17)))
+    return path
+
+
+def png_with_text_chunk(path: Path, kind: bytes = b"zTXt", text_bytes: int = 20 << 20) -> Path:
+    """A small valid PNG whose compressed zTXt/iTXt chunk unpacks to `text_bytes` of text,
+    placed before the pixel data (where Pillow reads it while opening)."""
+    def chunk(name: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + name + data
+                + struct.pack(">I", zlib.crc32(name + data)))
+
+    packed = zlib.compress(b"A" * text_bytes, 9)
+    # zTXt: keyword, NUL, method 0; iTXt: keyword, NUL, compressed flag 1, method 0,
+    # empty language tag and translated keyword (two NULs)
+    body = b"Comment\0\0" + packed if kind == b"zTXt" else b"Comment\0\1\0\0\0" + packed
+    raw = png_bytes(picture(24, (64, 48)))
+    at = raw.index(b"IDAT") - 4
+    path.write_bytes(raw[:at] + chunk(kind, body) + raw[at:])
+    return path
+
+
+def link_zip(path: Path) -> Path:
+    """One real picture and two symbolic links (Unix mode S_IFLNK), one named like an
+    image and one like its caption, both pointing at a system file."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("real.png", png_bytes(picture(25, (96, 96))))
+        for name in ("shortcut.png", "real.txt"):
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3  # Unix: the high 16 bits of external_attr are st_mode
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
     return path
 
 

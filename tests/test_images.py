@@ -23,9 +23,11 @@ from image_files import (
     gps_image,
     huge_png,
     jpeg_bytes,
+    link_zip,
     palette_png,
     picture,
     png_bytes,
+    png_with_text_chunk,
     save,
     turned_jpeg,
     with_iptc,
@@ -120,6 +122,19 @@ def test_bad_input_catalogue_is_rejected_file_by_file_and_the_batch_goes_on(stud
     assert "PDF" in why["notes.pdf"]
     assert len(studio.store.find("images", style_id=style.id)) == 1
     assert len(list(studio.workspace.images_dir(style.id).iterdir())) == 1
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iTXt"])
+def test_a_huge_metadata_text_chunk_is_named_plainly(studio, style, inputs, kind):
+    """20 MB of text in a 20 KB PNG: Pillow refuses to unpack it; say so, not "damaged"."""
+    png = png_with_text_chunk(inputs / "chatty.png", kind)
+    assert png.stat().st_size < 100_000
+    report = studio.images.ingest(style.id, [png])
+    why = reasons(report)["chatty.png"]
+    assert "metadata text chunk too large to read safely" in why
+    assert "without its metadata" in why  # what to do about it
+    assert "damaged" not in why and "MAX_TEXT" not in why and "Decompressed" not in why
+    assert report.added == []
 
 
 def test_pixel_limit_is_lower_than_pillows_and_read_from_the_header(studio, style, inputs):
@@ -233,6 +248,39 @@ def test_zip_names_that_escape_are_refused(studio, style, tmp_path, inputs):
     assert "1 hidden or system file(s)" in " ".join(report.notices)
 
 
+def test_a_link_inside_a_zip_is_refused_as_a_link(studio, style, tmp_path, inputs):
+    archive = link_zip(inputs / "links.zip")
+    report = studio.images.ingest(style.id, [archive])
+    assert [r.filename for r in report.added] == ["real.png"]
+    why = dict(report.rejected)
+    for name in ("links.zip/shortcut.png", "links.zip/real.txt"):
+        assert "symbolic link" in why[name] and "text file" not in why[name]
+    assert report.captions_imported == 0  # the link named like a caption is not read
+    assert studio.caption_records.get(report.added[0].id) is None
+
+
+def test_an_import_leaves_no_scratch_folder_and_no_empty_files(studio, style, inputs):
+    """Unpacked zip entries live in `.incoming/<run>/` only while the import runs."""
+    archive = inputs / "mixed.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("one.png", png_bytes(picture(26, (96, 96))))
+        zf.writestr("one.txt", "inkwash, a kettle")
+        zf.writestr("empty.png", b"")
+        zf.writestr("broken.jpg", b"\xff\xd8\xff not really")
+    upload = studio.workspace.upload_cache / "ab12" / "mixed.zip"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(archive.read_bytes())
+    for paths in ([archive], [upload]):
+        report = studio.images.ingest(style.id, paths)
+        assert len(report.added) + len(report.duplicates) == 1 and len(report.rejected) == 2
+    style_dir = studio.workspace.style_dir(style.id)
+    assert not (style_dir / ".incoming").exists()
+    root = studio.workspace.root
+    assert [p for p in root.rglob("*") if p.is_file() and p.stat().st_size == 0] == []
+    assert [p for p in style_dir.rglob("*") if p.is_dir() and not any(p.iterdir())] == []
+    assert not upload.exists() and not any(studio.workspace.upload_cache.iterdir())
+
+
 def test_the_whole_catalogue_in_one_import_writes_only_inside_the_workspace(
         studio, style, tmp_path, inputs, monkeypatch):
     system_tmp = tmp_path / "system-tmp"
@@ -260,7 +308,7 @@ def test_the_whole_catalogue_in_one_import_writes_only_inside_the_workspace(
     assert sum(bool(r.near_duplicates) for r in studio.images.list(style.id)) == 2
     assert outside(tmp_path) == before  # nothing new or changed next to the inputs
     assert not any(system_tmp.iterdir())  # nothing in the system's temp folder
-    assert not any((studio.workspace.style_dir(style.id) / ".incoming").iterdir())
+    assert not (studio.workspace.style_dir(style.id) / ".incoming").exists()
     written = {p.relative_to(studio.workspace.style_dir(style.id)).parts[0]
                for p in studio.workspace.style_dir(style.id).rglob("*") if p.is_file()}
     assert written == {"images", "thumbs"}
