@@ -9,6 +9,7 @@ exactly the names the export writes (and the full sha256 as a stem).
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,9 +121,20 @@ class CaptionSidecars:
         docs = self.store.find("images", style_id=style_id)
         return sorted(docs, key=lambda d: (d.get("added_at", ""), d.get("filename", "")))
 
+    def export_for_download(self, style_id: str, approved_only: bool = False,
+                            include_images: bool = False) -> SidecarExport:
+        """The zip the Captions tab offers: made in the app's upload cache, where an erasure
+        finds it, never in the system temp folder, where none would."""
+        folder = self.workspace.browser_dir("captions")
+        try:
+            return self.export(style_id, folder, approved_only, include_images)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
     def export(self, style_id: str, dest_dir: Path, approved_only: bool = False,
                include_images: bool = False) -> SidecarExport:
-        """Write `<style>-captions.zip` into `dest_dir` (a temp folder, never the workspace)."""
+        """Write `<style>-captions.zip` into `dest_dir` (never a style folder)."""
         style = self.store.require("styles", style_id, "Style")
         images = self._images(style_id)
         stems = sidecar_stems(images)

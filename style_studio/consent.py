@@ -413,6 +413,19 @@ class Consent:
         consents = self.for_style(style_id)
         return ledger.export(Path(path), style, consents, self.trainable(style_id))
 
+    def export_ledger_for_download(self, style_id: str, suffix: str) -> Path:
+        """The ledger file the Consent tab offers (`.csv` or `.json`), made in the app's
+        upload cache, where an erasure finds it."""
+        name = self.store.require("styles", style_id, "Style").get("name") or ""
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
+        folder = self.workspace.browser_dir("ledgers")
+        path = folder / f"consent-ledger-{slug or 'style'}-{date.today().isoformat()}{suffix}"
+        try:
+            return self.export_ledger(style_id, path)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
     def import_ledger(self, style_id: str, path: str | Path) -> ApplyReport:
         """Apply a ledger (CSV or JSON) exported earlier, matching images by hash or id.
 

@@ -120,13 +120,17 @@ def consent_reasons(consent: ImageConsent) -> list[str]:
     return []
 
 
+# The obligation line that names people; erasure rewrites it (provenance.redact_manifest).
+ATTRIBUTION = "attribution required (CC BY): credit "
+
+
 def _obligations(items: list[TrainItem]) -> list[str]:
     licences = [LICENCES[item.licence] for item in items]
     creators = sorted({item.creator for item, lic in zip(items, licences, strict=True)
                        if lic.attribution})
     found = []
     if creators:
-        found.append("attribution required (CC BY): credit " + ", ".join(creators))
+        found.append(ATTRIBUTION + ", ".join(creators))
     if any(lic.non_commercial for lic in licences):
         found.append("non-commercial use only (CC BY-NC)")
     if any(lic.share_alike for lic in licences):

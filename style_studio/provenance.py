@@ -20,6 +20,7 @@ import yaml
 from .files import atomic_write_text, sha256_bytes
 from .gate import TrainingPlan
 from .licences import LICENCES
+from .run_redaction import erased_notice
 from .training_config import TrainConfig
 from .training_data import training_caption
 
@@ -166,11 +167,15 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
     if licence == "other":
         front["license_name"] = "per-image-licences"
         front["license_link"] = "provenance.md"
+    if manifest.get("erasures"):
+        front["tags"].append("contains-erased-data")
     lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), "---",
              "", f"# {style['name']} — style LoRA", "",
              f"A LoRA for {base['ref']} ({manifest['style']['family']}) trained with "
              f"Style Studio on {manifest['image_count']} images that their creators cleared "
              "for training.", ""]
+    if manifest.get("erasures"):
+        lines += ["## ⚠ Contains erased data — retrain", "", erased_notice(manifest), ""]
     if style["trigger"]:
         lines += [f"Use the trigger word **{style['trigger']}** in your prompts.", ""]
     lines += ["## Files", "",
@@ -197,9 +202,14 @@ def provenance_report(manifest: dict[str, Any], manifest_sha256: str,
     lines = [f"# Provenance of the '{style['name']}' LoRA (run {manifest['run_id']})", "",
              f"Started {manifest['created_at']} on {manifest['device']}. Manifest sha256 "
              f"`{manifest_sha256}`; every LoRA file of this run carries this hash in its "
-             "metadata.", "", "## Images trained on", "",
-             "| # | sha256 (first 16) | creator | licence | consent | caption |",
-             "|---|---|---|---|---|---|"]
+             "metadata.", ""]
+    if manifest.get("erasures"):
+        lines += ["## ⚠ Contains erased data — retrain", "", erased_notice(manifest), "",
+                  "manifest.json was redacted after the erasure: the hash above is that of the "
+                  "manifest as written when the run started.", ""]
+    lines += ["## Images trained on", "",
+              "| # | sha256 (first 16) | creator | licence | consent | caption |",
+              "|---|---|---|---|---|---|"]
     for n, image in enumerate(manifest["images"], 1):
         caption = image["caption"].replace("|", "/")
         lines.append(f"| {n} | `{image['sha256'][:16]}` | {image['creator']} | "

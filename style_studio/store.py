@@ -103,6 +103,26 @@ class AtomicJSONStorage(Storage):
         if self._dirty:
             self.flush()
 
+    def copy_to_backup(self) -> None:
+        """Make the backup equal to the current file (temp+fsync+replace).
+
+        Erasure calls this: after its write the backup would otherwise still be the
+        state from before, holding every record the erasure just removed.
+        """
+        if self._dirty:
+            self.flush()
+        fd, tmp = tempfile.mkstemp(prefix=".studio.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self._text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.backup)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_dir(self.path.parent)
+
 
 def recover(path: Path) -> str | None:
     """Make `path` readable before TinyDB opens it; return a notice if we had to.
@@ -249,6 +269,16 @@ class Store:
         """Append-only record of what happened; never holds image pixels."""
         return self.insert("audit", {"at": utc_now(), "action": action,
                                      "style_id": style_id, "details": details})
+
+    def replace_backup(self) -> None:
+        """Rewrite `studio.json.bak` as a copy of the current database (see erasure)."""
+        with self.lock:
+            assert self._storage is not None
+            self._storage.copy_to_backup()
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".bak")
 
     def close(self) -> None:
         with self.lock:

@@ -54,6 +54,9 @@ class Studio:
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
         self.playground = Playground(self)
         self.training = Training(self)
+        self.erasure.card_writer = self.training.rewrite_cards
+        # A database restored from a backup must not bring an erased image back.
+        self.store.notices.extend(self.erasure.reapply_journal())
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], config: StudioConfig | None = None) -> Studio:

@@ -335,6 +335,20 @@ class Training:
             samples=samples, outcome=outcome))
         atomic_write_text(run_dir / "provenance.md", provenance_report(manifest, sha, outcome))
 
+    def rewrite_cards(self, run_id: str) -> None:
+        """Rebuild README.md and provenance.md from manifest.json and outcome.json as they
+        are now: after an erasure redacted them, the cards must say so too."""
+        run = self.get_run(run_id)
+        try:
+            manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+            outcome_path = run.run_dir / "outcome.json"
+            outcome = (json.loads(outcome_path.read_text(encoding="utf-8"))
+                       if outcome_path.is_file() else None)
+            style = self.studio.styles.get(run.style_id)
+        except (OSError, ValueError, StudioError):
+            return  # no manifest yet (nothing written to redact) or the style is gone
+        self._write_cards(run.run_dir, manifest, run.manifest_sha256, style, outcome)
+
     def _final_samples(self, run_dir: Path, manifest: dict[str, Any]) -> list[tuple[str, str]]:
         folder = run_dir / "samples"
         files = sorted(folder.glob("step-*.png")) if folder.is_dir() else []

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = "workspace"
 HOME_ENV = "STYLE_STUDIO_HOME"
+JOURNAL_NAME = "erasures.jsonl"
+_UNSAFE_NAME = re.compile(r"[^\w.-]+")
+
+
+def _folder_name(text: str) -> str:
+    """One path segment, never `..` or a separator, from a kind or key."""
+    return _UNSAFE_NAME.sub("-", text).strip(".-") or "files"
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,36 @@ class Workspace:
             else:
                 entry.unlink(missing_ok=True)
         return files, size
+
+    @property
+    def erasure_journal(self) -> Path:
+        """Append-only list of erasures, outside the database, re-applied after a restore."""
+        return self.root / JOURNAL_NAME
+
+    def browser_dir(self, kind: str, key: str | None = None) -> Path:
+        """A folder for files handed to the browser (exports, ledgers, downloads, served
+        copies), always inside the upload cache: erasure searches there, never in the
+        system temp folder. `key` None makes a fresh folder, so each download keeps its
+        own file; a key (a run id, say) gives a stable folder whose copies are reused."""
+        folder = self.upload_cache / _folder_name(kind) / _folder_name(key or uuid.uuid4().hex)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def browser_copy(self, source: Path, kind: str, key: str | None = None) -> Path:
+        """A byte-identical copy of a workspace file for the browser (the workspace itself
+        is never served); an existing copy is reused unless the source changed since."""
+        source = Path(source)
+        target = self.browser_dir(kind, key) / source.name
+        fresh = target.exists() and target.stat().st_size == source.stat().st_size and (
+            target.stat().st_mtime >= source.stat().st_mtime)
+        if not fresh:
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return target
 
     def style_dir(self, style_id: str) -> Path:
         return self.styles_root / style_id

@@ -2,13 +2,12 @@
 
 All rules live in `studio.captions`; this module lays out the page and wires events.
 Images are shown through `studio.images.servable` (byte-exact copies in the app's
-cache that erasure can find), downloads are written to a temp folder, never served
-from the workspace.
+cache that erasure can find); the export zip is made in that cache too, never in the
+system temp folder, and nothing is served from the workspace.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -319,10 +318,8 @@ def build(ctx: UIContext) -> None:
 
     @guard
     def export(style_id: str | None, only_approved: bool, images_too: bool):
-        style_id = need_style(style_id)
-        folder = Path(tempfile.mkdtemp(prefix="style-studio-captions-"))
-        report = studio.captions.sidecars.export(style_id, folder, approved_only=only_approved,
-                                                 include_images=images_too)
+        report = studio.captions.sidecars.export_for_download(
+            need_style(style_id), approved_only=only_approved, include_images=images_too)
         gr.Info(report.message)
         return str(report.path)
 

@@ -6,7 +6,6 @@ the trainer asks is the gate the artist sees.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -321,12 +320,7 @@ def build(ctx: UIContext) -> None:
 
     @guard
     def export(style_id: str | None, suffix: str):
-        style_id = need_style(style_id)
-        name = studio.styles.get(style_id).name
-        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
-        folder = studio.workspace.upload_cache / "ledgers" / uuid.uuid4().hex
-        path = folder / f"consent-ledger-{slug or 'style'}-{date.today().isoformat()}{suffix}"
-        studio.consent.export_ledger(style_id, path)
+        path = studio.consent.export_ledger_for_download(need_style(style_id), suffix)
         return gr.update(value=str(path), visible=True)
 
     @guard
