@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_ui(studio)
     print(f"Style Studio: workspace {workspace.root}")
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, **launch_options(studio))
+        server_name=args.host, server_port=args.port, **launch_options(studio, args.host))
 
 
 if __name__ == "__main__":

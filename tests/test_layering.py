@@ -36,6 +36,9 @@ def test_launch_defaults_are_local_and_do_not_serve_the_workspace(studio):
     assert options["max_file_size"]
     assert str(studio.workspace.root / "studio.json") in options["blocked_paths"]
     assert str(studio.workspace.styles_root) in options["blocked_paths"]
+    # requests only from the app's own page; no monitoring; nothing bypasses the check
+    assert options["app_kwargs"]["middleware"] and options["enable_monitoring"] is False
+    assert options["ssr_mode"] is False and options["num_workers"] == 0
 
 
 def test_flags_default_to_localhost():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -17,6 +18,7 @@ from . import (
     training_tab,
 )
 from .common import UIContext
+from .origin_guard import OriginPolicy, origin_middleware
 from .status import status_text
 
 TABS = (
@@ -54,8 +56,12 @@ def build_ui(studio: Studio) -> gr.Blocks:
     return demo
 
 
-def launch_options(studio: Studio) -> dict:
-    """Safe defaults: local only, bounded uploads, the workspace never served."""
+def launch_options(studio: Studio, host: str = "127.0.0.1") -> dict:
+    """Safe defaults: local only, bounded uploads, the workspace never served, requests
+    only from the app's own page (origin_guard), no monitoring dashboard. `ssr_mode` and
+    `num_workers` stay off: a Node front proxy or static file workers would take uploads
+    in processes the origin check does not run in."""
+    policy = OriginPolicy.for_launch(host, os.environ.get("SPACE_HOST"))
     return {
         "share": False,
         "max_file_size": "200mb",
@@ -63,4 +69,8 @@ def launch_options(studio: Studio) -> dict:
                           str(studio.workspace.styles_root)],
         "css_paths": [CSS_PATH] if CSS_PATH.exists() else None,
         "show_error": True,
+        "app_kwargs": {"middleware": [origin_middleware(policy)]},
+        "enable_monitoring": False,
+        "ssr_mode": False,
+        "num_workers": 0,
     }
