@@ -104,3 +104,50 @@ def test_set_the_licence_of_selected_images_and_see_the_badges_change(app_url, p
     assert list(db["consents"].values()) == []
     erased = [a for a in db["audit"].values() if a["action"] == "consent.erase"]
     assert len(erased) == 2 and erased[0]["details"]["reason"] == "deletion request from Ana, 3 May"
+
+
+def saved_consents(workspace) -> dict:
+    return json.loads((workspace / "studio.json").read_text()).get("consents", {})
+
+
+def test_own_work_applies_to_the_ticked_images_and_asks_before_all(app_url, page):
+    """Issue 13: one click with nothing ticked cleared every image. Now the ticked images
+    are recorded; with none ticked the page asks first, and nothing is written until yes."""
+    page.goto(str(app_url))
+    page.get_by_role("tab", name="Consent & licence").click()
+    gate = page.locator("#consent-gate")
+    expect(gate).to_contain_text("0 of 3 images can be trained on", timeout=20_000)
+    boxes = page.locator("#consent-select")
+    confirm = page.locator("#consent-own-confirm")
+    page.locator("#consent-own-name textarea, #consent-own-name input").first.fill("Mira Ko")
+
+    # Nothing ticked: a question, not a change.
+    page.locator("#consent-own").click()
+    expect(confirm).to_contain_text("Apply to all 3 images?")
+    screenshot(page, "consent-own-work-confirm")
+    assert saved_consents(app_url.workspace) == {}
+    page.locator("#consent-own-cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(boxes).to_contain_text("heron.png — ? no record")
+    assert saved_consents(app_url.workspace) == {}
+
+    # One ticked: that one only, at once.
+    boxes.get_by_text("reeds.png", exact=False).click()
+    page.locator("#consent-own").click()
+    expect(boxes).to_contain_text("reeds.png — ✓ cleared", timeout=15_000)
+    expect(boxes).to_contain_text("heron.png — ? no record")
+    expect(boxes).to_contain_text("moon.png — ? no record")
+    expect(confirm).to_be_hidden()
+    expect(gate).to_contain_text("1 of 3 images can be trained on")
+    assert len(saved_consents(app_url.workspace)) == 1
+
+    # Untick it, then choose all of them: asked, then confirmed.
+    boxes.get_by_text("reeds.png", exact=False).click()
+    page.locator("#consent-own").click()
+    expect(confirm).to_contain_text("Apply to all 3 images?")
+    assert len(saved_consents(app_url.workspace)) == 1
+    page.locator("#consent-own-confirm-yes").click()
+    expect(gate).to_contain_text("3 of 3 images can be trained on", timeout=15_000)
+    expect(confirm).to_be_hidden()
+    records = saved_consents(app_url.workspace).values()
+    assert {(r["creator"], r["status"]) for r in records} == {("Mira Ko", "cleared")}

@@ -117,7 +117,8 @@ def _badge(consent: ImageConsent, plan: TrainingPlan) -> str:
 
 
 def _gate_text(plan: TrainingPlan) -> str:
-    return f"**Training gate:** {plan.summary()}"
+    return f"**Training gate:** {plan.summary()}" + "".join(
+        f"  \n⚠ {warning}" for warning in plan.warnings)
 
 
 def _overview_text(studio: Studio, style_id: str) -> str:
@@ -171,7 +172,14 @@ def build(ctx: UIContext) -> None:
                               elem_id="consent-apply")
         with gr.Row(equal_height=True):
             own_name = gr.Textbox(label="Your name", scale=2, elem_id="consent-own-name")
-            own_btn = gr.Button("All of these are my own work", scale=1, elem_id="consent-own")
+            own_btn = gr.Button("The selected images are my own work", scale=1,
+                                elem_id="consent-own")
+        with gr.Row(visible=False, equal_height=True, elem_id="consent-own-confirm") as own_row:
+            own_md = gr.Markdown()
+            own_yes = gr.Button("Yes, apply to all", variant="primary", scale=0,
+                                min_width=160, elem_id="consent-own-confirm-yes")
+            own_no = gr.Button("Cancel", scale=0, min_width=100, elem_id="consent-own-cancel")
+        own_pending = gr.State([])
     with gr.Accordion("One image: its record and history", open=False) as editor_box:
         picker = gr.Dropdown(label="Image", elem_id="consent-image")
         with gr.Row():
@@ -263,11 +271,36 @@ def build(ctx: UIContext) -> None:
         (gr.Warning if report.skipped else gr.Info)(report.summary())
         return [*refresh(style_id, selected), None]
 
+    def record_own_work(style_id: str, name: str, ids: list[str], selected: list[str]):
+        report = studio.consent.own_work(style_id, name, ids)
+        gr.Info(f"Recorded as your own work, cleared. {report.summary()}")
+        return [[], gr.update(visible=False), *refresh(style_id, selected)]
+
     @guard
     def own_work(style_id: str | None, name: str, selected: list[str]):
-        report = studio.consent.own_work(need_style(style_id), name)
-        gr.Info(f"Recorded as your own work, cleared. {report.summary()}")
-        return refresh(style_id, selected)
+        """The ticked images at once; with none ticked, ask before touching every image:
+        one stray click must not rewrite the consent of a whole style."""
+        style_id = need_style(style_id)
+        if not " ".join((name or "").split()):
+            raise gr.Error("Write your name first, so the ledger says who made these images.")
+        if selected:
+            return [*record_own_work(style_id, name, list(selected), selected), ""]
+        ids = [c.image_id for c in studio.consent.for_style(style_id)]
+        if not ids:
+            raise gr.Error("This style has no images yet: add some in the Images tab.")
+        text = (f"Nothing is ticked. **Apply to all {len(ids)} images?** Each is recorded as "
+                "your own work, all rights reserved, cleared for training; their current "
+                "creator, licence and status are replaced (the history keeps them).")
+        return [ids, gr.update(visible=True), *([gr.skip()] * len(views)), text]
+
+    @guard
+    def own_work_all(style_id: str | None, name: str, ids: list[str], selected: list[str]):
+        """Exactly the images the question counted, and only while their style is shown."""
+        style_id = need_style(style_id)
+        shown = {c.image_id for c in studio.consent.for_style(style_id)}
+        if not ids or not set(ids) <= shown:
+            raise gr.Error("The images changed since the question: press the button again.")
+        return record_own_work(style_id, name, ids, selected)
 
     @guard
     def save_one(style_id: str | None, image_id: str | None, selected: list[str], *values: Any):
@@ -335,7 +368,12 @@ def build(ctx: UIContext) -> None:
     for trigger in (ctx.tab.select, ctx.style.change):
         trigger(refresh, [ctx.style, select], views)
     apply_btn.click(apply, [ctx.style, select, *bulk.inputs], [*views, bulk.evidence_upload])
-    own_btn.click(own_work, [ctx.style, own_name, select], views)
+    own_outputs = [own_pending, own_row, *views]
+    own_btn.click(own_work, [ctx.style, own_name, select], [*own_outputs, own_md])
+    own_yes.click(own_work_all, [ctx.style, own_name, own_pending, select], own_outputs)
+    own_no.click(lambda: ([], gr.update(visible=False)), None, [own_pending, own_row])
+    # The artist's own switch withdraws the question (the confirm checks the style anyway).
+    ctx.style.input(lambda: ([], gr.update(visible=False)), None, [own_pending, own_row])
     picker.change(load_one, [ctx.style, picker], editor_outputs)
     save_btn.click(save_one, [ctx.style, picker, select, *single.inputs],
                    [*views, *editor_outputs])
