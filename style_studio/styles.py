@@ -133,14 +133,24 @@ class Styles:
         return style
 
     def select(self, style_id: str) -> Style:
+        """Remember `style_id` as the default for the next brand-new page."""
         style = self.get(style_id)
-        self.store.meta_set(CURRENT_KEY, style_id)
+        if self.store.meta_get(CURRENT_KEY) != style_id:  # a page load rewrites nothing
+            self.store.meta_set(CURRENT_KEY, style_id)
         return style
 
     def current(self) -> Style | None:
-        """The style last worked on, so a reload or a second tab opens it again."""
+        """The style last chosen in any page: only the default for a brand-new page.
+        Each page keeps its own choice (`for_page`), so two tabs never switch each other."""
         style_id = self.store.meta_get(CURRENT_KEY)
         if style_id and self.store.get("styles", style_id):
             return self.get(style_id)
         styles = self.list()
         return styles[0] if styles else None
+
+    def for_page(self, style_id: str | None) -> Style | None:
+        """The style a page opens on: its own choice (kept in its address) while that
+        style exists, else the last one chosen anywhere."""
+        if style_id and self.store.get("styles", style_id):
+            return self.get(style_id)
+        return self.current()

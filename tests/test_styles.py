@@ -53,3 +53,14 @@ def test_styles_survive_a_restart(tmp_path):
     with Studio.open(tmp_path / "ws") as second:
         again = second.styles.current()
         assert again == made
+
+
+def test_a_page_keeps_its_own_style_and_a_new_page_gets_the_last_choice(studio):
+    ink = studio.styles.create("Ink washes")
+    oil = studio.styles.create("Oil nights")
+    assert studio.styles.for_page(ink.id).id == ink.id  # the page's own choice wins
+    assert studio.styles.for_page(None).id == oil.id  # a new page: the last chosen
+    assert studio.styles.for_page("gone").id == oil.id  # a deleted style falls back
+    studio.styles.select(ink.id)
+    assert studio.styles.for_page(None).id == ink.id
+    assert studio.styles.for_page(oil.id).id == oil.id

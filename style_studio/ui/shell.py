@@ -45,12 +45,15 @@ def build_ui(studio: Studio) -> gr.Blocks:
         timer = gr.Timer(1.0)
         timer.tick(lambda: status_text(studio), None, status, show_progress="hidden")
 
-        def on_load():
+        def on_load(request: gr.Request):
+            """The page's own style (kept in its address, so a reload keeps it and other
+            tabs are left alone); a brand-new page opens the last style chosen anywhere."""
             for notice in studio.notices:
                 gr.Warning(notice)
-            current = studio.styles.current()
+            asked = dict(request.query_params or {}).get(styles_panel.STYLE_PARAM)
+            style = studio.styles.for_page(asked)
             return gr.update(choices=styles_panel.style_choices(studio),
-                             value=current.id if current else None)
+                             value=style.id if style else None)
 
         demo.load(on_load, None, panel.selector)
     return demo

@@ -13,6 +13,18 @@ from style_studio.studio import Studio
 from .common import guard
 
 FAMILY_CHOICES = [(label, key) for key, label in FAMILY_LABELS.items()]
+STYLE_PARAM = "style"
+# The page's style lives in its own address (?style=<id>): a reload keeps it, and a second
+# tab, with its own address, is never switched by this one. replaceState adds no history.
+KEEP_STYLE_IN_URL = f"""(styleId) => {{
+  const url = new URL(window.location.href);
+  if (styleId) {{ url.searchParams.set("{STYLE_PARAM}", styleId); }}
+  else {{ url.searchParams.delete("{STYLE_PARAM}"); }}
+  if (url.href !== window.location.href) {{
+    window.history.replaceState(window.history.state, "", url);
+  }}
+  return [];
+}}"""
 DEMO_OFFER = ("**New here?** Open the demo style: artworks generated in code (the project's "
               "own CC0 work) with approved captions and cleared consent, ready to train in a "
               "few minutes on the built-in toy model — no GPU or network needed.")
@@ -96,10 +108,15 @@ def build(studio: Studio) -> StylePanel:
     def fill(style_id: str | None):
         if not style_id:
             return describe(studio, None), "", "", "sd15", "", gr.update(choices=[]), ""
-        style = studio.styles.select(style_id)
+        style = studio.styles.get(style_id)
         base, detail = base_choices(style.family, studio.base_model_for(style))
         return (describe(studio, style_id), style.name, style.trigger, style.family,
                 style.notes, base, detail)
+
+    @guard
+    def remember(style_id: str | None) -> None:
+        if style_id:
+            studio.styles.select(style_id)
 
     @guard
     def create(name: str, trigger: str, family: str, notes: str):
@@ -145,6 +162,9 @@ def build(studio: Studio) -> StylePanel:
                 "are ready. Train it in the Training tab.")
         return gr.update(choices=style_choices(studio), value=style.id), gr.update(visible=False)
 
+    selector.change(None, selector, None, js=KEEP_STYLE_IN_URL)
+    # Only the artist's own pick becomes the default for new pages; a reload is no choice.
+    selector.input(remember, selector, None)
     selector.change(fill, selector, [summary, *edit_fields, base_detail])
     selector.change(lambda: gr.update(visible=not studio.styles.list()), None, demo_offer)
     demo_btn.click(open_demo, None, [selector, demo_offer])
