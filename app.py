@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from style_studio.errors import StudioError
+from style_studio.sizes import human_size
 from style_studio.studio import Studio, StudioConfig
 from style_studio.workspace import DEFAULT_HOME, HOME_ENV, Workspace
 
@@ -34,7 +35,7 @@ def clear_leftovers(workspace: Workspace) -> None:
         return
     files, size = workspace.empty_upload_cache()
     if files:
-        print(f"Style Studio: cleared {files} file(s), {size / 1e6:.1f} MB, that an earlier "
+        print(f"Style Studio: cleared {files} file(s), {human_size(size)}, that an earlier "
               f"run left in {workspace.upload_cache}")
 
 

@@ -44,6 +44,10 @@ class Exclusion:
     reason: str
 
 
+# Fewer images than this rarely teach a style: the LoRA learns these pictures instead.
+RECOMMENDED_IMAGES = 20
+
+
 @dataclass
 class TrainingPlan:
     """The gate's answer for one style; obligations travel into the run's manifest."""
@@ -65,6 +69,17 @@ class TrainingPlan:
     @property
     def licences(self) -> dict[str, int]:
         return dict(Counter(item.licence for item in self.included))
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the artist should know before training on this set (not refusals)."""
+        count = len(self.included)
+        if 0 < count < RECOMMENDED_IMAGES:
+            return [f"Only {count} image{'s' * (count != 1)} can be trained on; "
+                    f"{RECOMMENDED_IMAGES} to 150 are recommended. With so few, the LoRA "
+                    "tends to copy these pictures rather than learn the style: add more, "
+                    "or expect it to work only close to them."]
+        return []
 
     def summary(self) -> str:
         total = len(self.included) + len(self.excluded)

@@ -45,6 +45,10 @@ BASE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG also opens 
 OPTIONAL_FORMATS = ("AVIF", "HEIF")  # only when Pillow (or pillow-heif) can read them
 JPEG_FORMATS = ("JPEG", "MPO")
 ORIENTATION_TAG = 0x0112
+GPS_IFD = 0x8825
+# Said in the image's details and the import report: the artist should know the place
+# a photo was taken was in the file, and that the stored copy no longer has it.
+GPS_REMOVED = "GPS location removed"
 RAW_SUFFIXES = {".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2", ".pef", ".srw"}
 BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
@@ -198,6 +202,17 @@ def _exif(im: Image.Image, notes: list[str]) -> Image.Exif | dict:
         return {}
 
 
+def _has_gps(im: Image.Image, exif: Image.Exif | dict) -> bool:
+    """Whether the upload says where it was taken (EXIF GPS, or GPS fields in XMP)."""
+    try:
+        if isinstance(exif, Image.Exif) and exif.get_ifd(GPS_IFD):
+            return True
+    except Exception:  # a damaged GPS block still means there was one
+        return True
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or b""
+    return b"GPSLatitude" in (xmp.encode("utf-8", "replace") if isinstance(xmp, str) else xmp)
+
+
 def _to_srgb(im: Image.Image, notes: list[str]) -> Image.Image:
     """Apply an embedded colour profile so training sees the colours the artist saw."""
     icc = im.info.get("icc_profile")
@@ -324,6 +339,8 @@ def prepare(path: Path, limits: IngestLimits) -> PreparedImage:
         source_format, source_size = im.format or "?", im.size
         exif = _exif(im, notes)
         meta = read_source_meta(im, exif)
+        if _has_gps(im, exif):
+            notes.append(GPS_REMOVED)  # every stored copy is written without metadata
         upright = exif.get(ORIENTATION_TAG, 1) in (None, 0, 1)
         try:
             fast = (_fast_jpeg(path, limits) if source_format in JPEG_FORMATS

@@ -20,7 +20,7 @@ from pathlib import Path
 from .caption_records import CaptionOrigin, CaptionRecords
 from .errors import InvalidInput
 from .files import atomic_write_bytes, sha256_bytes, sha256_file
-from .image_checks import IngestLimits, PreparedImage, prepare
+from .image_checks import GPS_REMOVED, IngestLimits, PreparedImage, prepare
 from .image_records import Duplicate, ImageRecord, IngestReport
 from .image_review import quality_warnings
 from .image_sources import Rejection, SourceItem, SourcePlanner, materialised
@@ -114,12 +114,23 @@ class IngestRun:
                 self._one(item)
                 if time.monotonic() - self._last_commit > COMMIT_EVERY_S:
                     self._commit()
+            self._gps_notice()
             progress(1.0, f"Imported {self.report.headline}")
         finally:
             self._commit()
             self._remove_scratch()
             discard_uploads(self.workspace, paths)
         return self.report
+
+    def _gps_notice(self) -> None:
+        """Name the images whose location was removed: the artist learns it was there."""
+        names = [r.filename for r in self.report.added if GPS_REMOVED in r.normalised]
+        if names:
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more"
+                                            if len(names) > 10 else "")
+            self.report.notices.append(f"{GPS_REMOVED} from {len(names)} image"
+                                       f"{'s' * (len(names) != 1)}: {shown}. The stored "
+                                       "copies keep no metadata.")
 
     def _remove_scratch(self) -> None:
         """Remove this run's unpacked zip entries, and `.incoming/` itself once empty,

@@ -180,6 +180,14 @@ class TokenReport:
     limit: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
     reason: str = ""
+    per_character: bool = False  # the tiny and toy models: one token per letter
+
+    @property
+    def unit_note(self) -> str:
+        """Why a short caption can count many tokens: said wherever a count is shown."""
+        if not self.per_character:
+            return ""
+        return "this base model's tokenizer counts each letter as a token"
 
     @property
     def over(self) -> dict[str, int]:
@@ -199,6 +207,14 @@ def _cached_snapshot(repo_id: str) -> Path | None:
         if isinstance(cached, str):
             return Path(cached).parent.parent
     return None
+
+
+def _per_character(tokenizer: Any) -> bool:
+    """A tokenizer without merges (the tiny and toy models) gives a word one token per
+    letter; a real CLIP tokenizer reads a common word as one token or a few."""
+    probe = "landscape"
+    ids = tokenizer(probe, add_special_tokens=False, verbose=False)["input_ids"]
+    return len(ids) >= len(probe)
 
 
 class BaseTokenizers:
@@ -254,4 +270,4 @@ class BaseTokenizers:
             return TokenReport(ref, False, reason=f"The tokenizer of {ref} states no limit.")
         counts = {k: len(tokenizer(v, verbose=False)["input_ids"])
                   for k, v in texts.items() if v.strip()}
-        return TokenReport(ref, True, limit, counts)
+        return TokenReport(ref, True, limit, counts, per_character=_per_character(tokenizer))

@@ -33,7 +33,7 @@ from style_studio.store import utc_now
 from style_studio.studio import Studio
 from style_studio.tiny_captioners import WORDS, ensure_tiny_captioner
 from style_studio.tiny_models import ensure_tiny_model
-from style_studio.wording import find_people_words, load_word_list
+from style_studio.wording import TokenReport, _per_character, find_people_words, load_word_list
 
 torch.set_num_threads(1)
 BLIP_HUB = "Salesforce/blip-image-captioning-base"
@@ -346,6 +346,9 @@ def test_token_limit_is_counted_with_the_base_models_own_tokenizer(studio, style
     assert report.counts[images[1]] == len(tokenizer(long)["input_ids"]) > 77
     assert report.counts[images[0]] == len(tokenizer(short)["input_ids"]) <= 77
     assert list(report.over) == [images[1]]
+    # The tiny model's tokenizer has no merges: one token per character, and it says so.
+    assert report.per_character and "counts each letter as a token" in report.unit_note
+    assert report.counts[images[0]] == len(short.replace(" ", "")) + 2  # + start and end
 
     studio.styles.update(style.id, base_model="stable-diffusion-v1-5/stable-diffusion-v1-5")
     missing = studio.captions.tokens(style.id)
@@ -423,3 +426,15 @@ def test_sidecars_round_trip(studio, style, images, tmp_path):
     studio.captions.edits.undo(style.id)  # an import is one undoable step
     assert studio.captions.get(images[1]).text == "changed meanwhile"
     assert studio.captions.get(images[2]) is None
+
+
+def test_a_tokenizer_that_reads_words_is_not_called_per_character():
+    def word_level(text, add_special_tokens=True, verbose=False):
+        return {"input_ids": [7] * len(text.split())}
+
+    def letter_level(text, add_special_tokens=True, verbose=False):
+        return {"input_ids": [7] * len(text)}
+
+    assert not _per_character(word_level)
+    assert _per_character(letter_level)
+    assert TokenReport("real", True, 77, {"a": 9}).unit_note == ""

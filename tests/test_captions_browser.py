@@ -115,3 +115,59 @@ def test_auto_caption_then_edit_and_approve(app_url, page):
     page.locator("#captions-unapprove").click()
     expect(status).to_contain_text("draft", timeout=15_000)
     expect(summary).to_contain_text("0 approved")
+
+
+def test_unsaved_words_ask_before_leaving_and_a_missing_model_is_one_log_line(app_url, page):
+    """Issue 13: a reload lost an unsaved caption without a word; a captioner that is not
+    downloaded printed a full traceback in the terminal (the page message was clear)."""
+    page.goto(str(app_url))
+    page.get_by_role("tab", name="Captions").click()
+    expect(page.locator("#captions-summary")).to_contain_text("1 image", timeout=20_000)
+
+    # BLIP is not on this machine: a clear message on the page, one plain line in the log.
+    page.locator("#captions-auto-run").click()
+    expect(page.get_by_text("Not downloaded yet").first).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(500)
+    log = app_url.log.read_text(errors="replace")
+    assert "Traceback" not in log, app_url.log_tail()
+    assert len([line for line in log.splitlines() if "ModelUnavailable: " in line]) == 1
+    page.locator(".toast-close").first.click()
+    expect(page.locator("#captions-status")).to_contain_text("heron.png")
+
+    # Previous / Next / Save draft are buttons that look like buttons.
+    for button in ("#captions-prev", "#captions-next", "#captions-save"):
+        background = page.locator(button).evaluate("b => getComputedStyle(b).backgroundColor")
+        assert background not in ("rgba(0, 0, 0, 0)", "transparent"), (button, background)
+    page.locator("#captions-editor").first.screenshot(
+        path=str(screenshot(page, "captions-editor-buttons")))
+
+    dialogs: list[str] = []
+
+    def answer(dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    box = page.locator("#captions-text textarea")
+    status = page.locator("#captions-status")
+    box.click()
+    box.press_sequentially("inkwash, words typed and not saved")
+    page.reload()
+    assert dialogs == ["beforeunload"]
+
+    # Nothing typed, or everything saved: no question.
+    page.get_by_role("tab", name="Captions").click()
+    expect(page.locator("#captions-summary")).to_contain_text("1 image", timeout=20_000)
+    page.reload()
+    assert dialogs == ["beforeunload"]
+    page.get_by_role("tab", name="Captions").click()
+    expect(page.locator("#captions-summary")).to_contain_text("1 image", timeout=20_000)
+    expect(status).to_contain_text("heron.png")  # the editor is filled: type after that
+    box.click()
+    box.press_sequentially("inkwash, saved words")
+    page.locator("#captions-save").click()
+    expect(status).to_contain_text("draft", timeout=15_000)
+    expect(page.locator("#captions-loaded textarea, #captions-loaded input").first
+           ).to_have_value("inkwash, saved words", timeout=15_000)
+    page.reload()
+    assert dialogs == ["beforeunload"]

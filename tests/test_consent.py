@@ -15,6 +15,7 @@ from style_studio.consent import ConsentRecord
 from style_studio.erasure import ERASED_FLAG, REVOKED_FLAG
 from style_studio.errors import GateRefused, InvalidInput, NotFound
 from style_studio.files import sha256_bytes
+from style_studio.gate import TrainingPlan
 from style_studio.store import utc_now
 
 PLUS = "http://ns.useplus.org/ldf/vocab/"
@@ -427,3 +428,16 @@ def test_an_ingested_file_that_forbids_ai_training_is_refused_then_erased(studio
     studio.images.servable(record.id)  # what the page shows is a copy in the app's cache
     studio.consent.erase_creator("mara quill", "deletion request", style.id)
     assert not any(files_containing(studio.workspace.root, data) for data in copies)
+
+
+def test_fewer_than_twenty_images_are_warned_about_not_refused(studio, style):
+    for seed in range(3):
+        add_image(studio, style.id, f"{seed}.png", seed)
+    assert studio.consent.trainable(style.id).warnings == []  # nothing trainable: refused
+    studio.consent.own_work(style.id, "Mira Ko")
+    plan = studio.consent.trainable(style.id)
+    plan.require()  # a warning, not a refusal
+    assert len(plan.warnings) == 1
+    assert "Only 3 images can be trained on; 20 to 150 are recommended" in plan.warnings[0]
+    plenty = TrainingPlan(style.id, included=plan.included * 7)  # 21 images
+    assert plenty.warnings == []

@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from style_studio.caption_records import CaptionOrigin
 from style_studio.errors import InvalidInput, NotFound
 from style_studio.files import sha256_bytes, sha256_file
-from style_studio.image_checks import IngestLimits
+from style_studio.image_checks import GPS_REMOVED, IngestLimits
 from style_studio.images import INGEST_JOB, IngestReport
 from style_studio.perceptual import hamming
 
@@ -204,6 +204,16 @@ def test_gps_is_stripped_from_the_stored_copy_but_creator_is_kept(studio, style,
     assert b"Exif" not in stored(studio, record).read_bytes()
     assert record.source_meta["creator"] == "Jane Painter"
     assert record.source_meta["copyright"] == "(c) 2024 Jane Painter"
+    assert GPS_REMOVED in record.normalised  # and the artist is told (details, report)
+
+
+def test_the_import_report_says_which_images_had_a_location_removed(studio, style, inputs):
+    plain = save(picture(3), inputs / "plain.jpg")
+    report = studio.images.ingest(style.id, [gps_image(inputs / "walk.jpg"), plain])
+    assert [n for n in report.notices if GPS_REMOVED in n] == [
+        "GPS location removed from 1 image: walk.jpg. The stored copies keep no metadata."]
+    got = {r.filename: r.normalised for r in report.added}
+    assert GPS_REMOVED in got["walk.jpg"] and GPS_REMOVED not in got["plain.jpg"]
 
 
 def test_xmp_and_iptc_creator_rights_and_data_mining_are_kept(studio, style, inputs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from image_files import picture, save
+from image_files import gps_image, picture, save
 from playwright.sync_api import expect
 
 from browser import screenshot
@@ -25,7 +25,7 @@ def app_workspace(tmp_path):
 
 def test_three_uploaded_images_appear_in_the_gallery(app_url, page, tmp_path):
     folder = tmp_path / "to-upload"
-    files = [save(picture(1), folder / "heron.png"),
+    files = [gps_image(folder / "heron.png", "PNG"),  # carries a GPS location
              save(picture(2), folder / "crane.jpg", quality=92),
              save(picture(3, (900, 600)), folder / "reeds.webp", quality=90)]
     bad = folder / "not-an-image.png"
@@ -39,6 +39,8 @@ def test_three_uploaded_images_appear_in_the_gallery(app_url, page, tmp_path):
     expect(page.locator("#images-report")).to_contain_text("3 added, 1 rejected",
                                                            timeout=60_000)
     expect(page.locator("#images-report")).to_contain_text("HTML web page")
+    expect(page.locator("#images-report")).to_contain_text(
+        "GPS location removed from 1 image: heron.png")
     gallery = page.locator("#images-gallery img")
     expect(gallery).to_have_count(3, timeout=15_000)
     expect(page.locator("#images-summary")).to_contain_text(
@@ -50,6 +52,9 @@ def test_three_uploaded_images_appear_in_the_gallery(app_url, page, tmp_path):
     gallery.first.click()
     expect(page.locator("#images-detail-text")).to_contain_text("sha256 of the stored copy")
     expect(page.locator("#images-detail-text")).to_contain_text("heron.png")
+    expect(page.locator("#images-detail-text")).to_contain_text("GPS location removed")
+    expect(page.locator("#images-detail-text")).to_contain_text(
+        re.compile(r"stored as PNG \(\d+(\.\d)? (KB|MB)\)"))  # never "0.0 MB"
     screenshot(page, "images-detail")
 
     page.locator("#images-remove").click()

@@ -20,6 +20,23 @@ STATUS_LABELS = {"approved": "✓ approved", "draft": "✎ draft", "missing": "�
 TABLE_HEADERS = ["#", "File", "Status", "Caption", "Tokens", "Origin"]
 PEOPLE_COLORS = {"gender": "#f4a261", "ethnicity": "#e76f51", "age": "#2a9d8f",
                  "body": "#8e7dbe"}
+# Installed the first time the artist types a caption: leaving or reloading the page while
+# the editor holds words that were never saved asks first (the browser's own dialog).
+WARN_BEFORE_LEAVING_UNSAVED = """() => {
+  if (!window.styleStudioCaptionGuard) {
+    window.styleStudioCaptionGuard = true;
+    window.addEventListener("beforeunload", (event) => {
+      const box = document.querySelector("#captions-text textarea");
+      const saved = document.querySelector(
+        "#captions-loaded textarea, #captions-loaded input");
+      if (box && saved && box.value !== saved.value) {
+        event.preventDefault();
+        event.returnValue = "";
+      }
+    });
+  }
+  return [];
+}"""
 
 
 @dataclass
@@ -70,6 +87,10 @@ class Overview:
         text = (f"Token counts use the tokenizer of **{escape_md(report.base_model)}** "
                 f"(limit {report.limit} tokens, start and end included; words past it are "
                 "cut off in training).")
+        if report.unit_note:
+            text += (f" Note: {report.unit_note} (and each punctuation mark); a real base "
+                     "model counts whole words and word pieces, so the same caption is far "
+                     "shorter there.")
         if not report.over:
             return text + " Every caption fits."
         names = {r.image_id: r.filename for r in self.rows}
@@ -100,7 +121,7 @@ def editor_status(overview: Overview, row: CaptionRow | None, trigger: str) -> s
         parts.append(escape_md(row.origin))
     count = overview.tokens.counts.get(row.image_id)
     if count is not None:
-        parts.append(f"{count} of {overview.tokens.limit} tokens")
+        parts.append(_count_text(count, overview.tokens))
     text = " · ".join(parts)
     if row.image_id in overview.tokens.over:
         text += "\n\n⚠ Past the token limit: the end of this caption is cut off in training."
@@ -113,10 +134,17 @@ def live_tokens(report: TokenReport) -> str:
     """One line under the caption box while typing."""
     if not report.available or "typed" not in report.counts:
         return ""
-    count, limit = report.counts["typed"], report.limit
+    count = report.counts["typed"]
     if report.over:
-        return f"⚠ {count} of {limit} tokens: the end of this caption is cut off in training."
-    return f"{count} of {limit} tokens"
+        return (f"⚠ {_count_text(count, report)}: the end of this caption is cut off in "
+                "training.")
+    return _count_text(count, report)
+
+
+def _count_text(count: int, report: TokenReport) -> str:
+    """"70 of 77 tokens", and why so many when the tokenizer counts characters."""
+    text = f"{count} of {report.limit} tokens"
+    return f"{text} ({report.unit_note})" if report.unit_note else text
 
 
 def stats_markdown(studio: Studio, style_id: str) -> tuple[str, list[list[Any]]]:

@@ -51,9 +51,12 @@ def build(ctx: UIContext) -> None:
             cancel_btn = gr.Button("Cancel", elem_id="captions-auto-cancel")
         job_md = gr.Markdown(elem_id="captions-job")
     timer = gr.Timer(1.0, active=False)
-    loaded = gr.State("")  # the caption as last put in the editor: anything else is unsaved
+    # The caption as last put in the editor: anything else in the box is unsaved. Kept in
+    # the page (hidden, not a State) so the browser can warn before a reload loses it.
+    loaded = gr.Textbox(visible="hidden", interactive=False, show_label=False,
+                        elem_id="captions-loaded")
 
-    with gr.Group(elem_id="captions-editor"), gr.Row():
+    with gr.Row(elem_id="captions-editor"):
         image = gr.Image(show_label=False, interactive=False, height=460, scale=3,
                          buttons=["fullscreen"], elem_id="captions-image")
         with gr.Column(scale=2):
@@ -63,10 +66,11 @@ def build(ctx: UIContext) -> None:
                               info="Type [trigger] to insert the style's trigger word.")
             live_tokens = gr.Markdown(elem_id="captions-live-tokens")
             with gr.Row():
-                prev_btn = gr.Button("◀ Previous", elem_id="captions-prev")
-                next_btn = gr.Button("Next ▶", elem_id="captions-next")
+                # Outside a gr.Group buttons keep their fill: inside one they read as text.
+                prev_btn = gr.Button("◀ Previous", variant="secondary", elem_id="captions-prev")
+                next_btn = gr.Button("Next ▶", variant="secondary", elem_id="captions-next")
             with gr.Row():
-                save_btn = gr.Button("Save draft", elem_id="captions-save")
+                save_btn = gr.Button("Save draft", variant="secondary", elem_id="captions-save")
                 approve_btn = gr.Button("Approve", variant="primary",
                                         elem_id="captions-approve")
                 approve_next_btn = gr.Button("Approve & next", elem_id="captions-approve-next")
@@ -354,6 +358,7 @@ def build(ctx: UIContext) -> None:
     approve_next_btn.click(save_with("approve", 1), inputs, [*list_outputs, *words_outputs])
     draft_btn.click(save_with("unapprove"), inputs, [*list_outputs, *words_outputs])
     text.change(live, [ctx.style, text], [wording, live_tokens], show_progress="hidden")
+    text.input(None, None, None, js=views.WARN_BEFORE_LEAVING_UNSAVED)
     table.select(select_row, [ids, ctx.style], [current, *editor_outputs])
 
     model.change(describe, [model, custom], model_info)

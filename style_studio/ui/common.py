@@ -32,21 +32,29 @@ class UIContext:
 
 
 def guard(fn: F) -> F:
-    """Turn StudioError into a readable gr.Error; never show a traceback."""
+    """Turn StudioError into a readable gr.Error; never show a traceback.
+
+    A refusal the artist can act on (a model not downloaded, a bad value) is one plain
+    line in the terminal, not a traceback: Gradio prints one for every gr.Error unless
+    told not to. Only an unexpected error logs its traceback, once.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from exc
-        except gr.Error:
+            log.warning("%s: %s", type(exc).__name__, exc)
+            raise gr.Error(str(exc), print_exception=False) from exc
+        except gr.Error as exc:
+            exc.print_exception = False  # words for the artist, already on the page
             raise
         except Exception as exc:
             log.exception("Unexpected error in %s", fn.__name__)
             raise gr.Error(
                 f"Something went wrong ({type(exc).__name__}: {exc}). Nothing was lost; "
-                "the details are in the terminal where Style Studio runs."
+                "the details are in the terminal where Style Studio runs.",
+                print_exception=False,
             ) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -74,8 +82,22 @@ def job_state_markdown(job: Any, doing: str, queued_for: str, failed: str) -> st
     return None
 
 
+def find_block(root: Any, elem_id: str) -> Any | None:
+    """A component another tab built, found by its elem_id under `root` (the tabs): how
+    one tab links into another (the Playground opens a run's page in the Training tab)
+    without the shell wiring each pair by hand."""
+    stack = [root]
+    while stack:
+        block = stack.pop()
+        if getattr(block, "elem_id", None) == elem_id:
+            return block
+        stack.extend(getattr(block, "children", None) or [])
+    return None
+
+
 def need_style(style_id: str | None) -> str:
     """Most actions need a style; say so plainly when none is chosen."""
     if not style_id:
-        raise gr.Error("Choose or create a style first (top of the page).")
+        raise gr.Error("Choose or create a style first (top of the page).",
+                       print_exception=False)
     return style_id

@@ -17,6 +17,7 @@ import gradio as gr
 from style_studio.errors import NotFound, StudioError
 from style_studio.images import FILTERS, GalleryItem, IngestReport
 from style_studio.jobs import Job
+from style_studio.sizes import human_size
 from style_studio.studio import Studio
 
 from .common import UIContext, escape_md, guard, job_state_markdown, need_style
@@ -67,8 +68,10 @@ def report_markdown(studio: Studio, job: Job | None) -> str:
     lines += [f"- ✗ **{escape_md(name)}** — {escape_md(reason)}"
               for name, reason in report.rejected]
     for name, existing in report.duplicates:
-        doc = studio.store.get("images", existing)
-        known = f" as *{escape_md(doc['filename'])}*" if doc else ""
+        try:
+            known = f" as *{escape_md(studio.images.get(existing).filename)}*"
+        except NotFound:  # removed since
+            known = ""
         lines.append(f"- = **{escape_md(name)}** — already in this style{known}; skipped")
     lines += [f"- {escape_md(n)}" for n in report.notices]
     if len(lines) > REPORT_LINES + 1:
@@ -86,7 +89,7 @@ def detail_markdown(item: GalleryItem) -> str:
                  + (f" (uploaded {r.source_width}×{r.source_height})"
                     if (r.source_width, r.source_height) != (r.width, r.height) else "")),
         ("Format", f"{r.format} uploaded, stored as {r.stored_format} "
-                   f"({r.bytes / 1e6:.1f} MB)"),
+                   f"({human_size(r.bytes)})"),
         ("From", r.source or r.filename), ("Added", r.added_at.replace("T", " ")),
         ("Caption", caption), ("Consent", CONSENT_WORDS.get(item.consent, item.consent)),
         ("Creator (in the file)", meta.get("creator") or "—"),
