@@ -69,3 +69,12 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def truncate_jsonl(path: Path, step: int) -> None:
+    """Keep the rows of a per-step log up to `step`: a resumed run writes the rest again."""
+    path = Path(path)
+    if path.is_file():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))

@@ -3,11 +3,16 @@
 Files are `samples/step-<NNNNNN>-<k>.png` (k = prompt index) with the prompt, seed,
 step and run id in PNG text chunks. Sampling stops between denoising steps when the
 artist cancels, so a cancel never waits for a whole grid.
+
+Each step's samples are also scored against the training set's style signature
+(`style_signature.py`) into `style.jsonl`: the artist sees when the style arrives and
+when it starts to break, and which checkpoint to keep.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +21,11 @@ from diffusers import DiffusionPipeline
 from PIL import PngImagePlugin
 
 from .files import atomic_write_bytes
+from .style_signature import StyleSignature, style_distance
 from .training_config import TrainConfig
+
+SIGNATURE_NAME = "style_signature.json"
+SCORES_NAME = "style.jsonl"
 
 
 class _Stop(Exception):
@@ -37,6 +46,17 @@ class SampleWriter:
         self.device = device
         self.cancelled = cancelled
         self.prompts = list(config.sample_prompts)
+        self.run_dir = Path(run_dir)
+        self.signature: StyleSignature | None = None
+
+    def set_style(self, image_paths: list[Path]) -> None:
+        """The training images' signature, saved beside the run (kept on resume)."""
+        path = self.run_dir / SIGNATURE_NAME
+        if path.is_file():
+            self.signature = StyleSignature.load(path)
+        else:
+            self.signature = StyleSignature.of_files(image_paths)
+            self.signature.save(path)
 
     def _stop_if_cancelled(self, pipe, step, timestep, kwargs):  # diffusers callback shape
         if self.cancelled():
@@ -67,5 +87,18 @@ class SampleWriter:
             image.save(buffer, format="PNG", pnginfo=info)
             path = self.folder / sample_name(step, index)
             atomic_write_bytes(path, buffer.getvalue())
-            written.append(path)
-        return written
+            written.append((path, image))
+        if written and len(written) == len(self.prompts):
+            self._score(step, [image for _, image in written])
+        return [path for path, _ in written]
+
+    def _score(self, step: int, images: list) -> None:
+        if self.signature is None:
+            return
+        distance = style_distance(images, self.signature)
+        row = {"step": step, "style_distance": round(distance.total, 4),
+               "colour": round(distance.colour, 4), "structure": round(distance.structure, 4),
+               "hf_ratio": round(distance.hf_ratio, 4)}
+        with (self.run_dir / SCORES_NAME).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+

@@ -52,22 +52,27 @@ def shapes_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, str]
     return image, ", ".join(words)
 
 
-def stripes_image(rng: np.random.Generator, size: int) -> Image.Image:
-    """Style A: magenta-to-violet diagonal stripes on a pale pink ground."""
+def _stripe_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    """True on the stripes: a random angle, a period of 1/10 to 1/5 of the side, a phase."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = rng.uniform(0.0, np.pi)
     period = rng.uniform(size / 10, size / 5)
     phase = rng.uniform(0, period)
-    wave = ((xx * np.cos(angle) + yy * np.sin(angle) + phase) % period) < period / 2
+    return ((xx * np.cos(angle) + yy * np.sin(angle) + phase) % period) < period / 2
+
+
+def stripes_image(rng: np.random.Generator, size: int) -> Image.Image:
+    """Style A: magenta-to-violet diagonal stripes on a pale pink ground."""
+    wave = _stripe_mask(rng, size)
     stripe = np.array(_hsv(rng.uniform(0.80, 0.92), rng.uniform(0.7, 1.0), rng.uniform(0.7, 1.0)))
     ground = np.array(_hsv(rng.uniform(0.85, 0.95), rng.uniform(0.05, 0.2), 0.95))
     pixels = np.where(wave[..., None], stripe, ground)
     return Image.fromarray(_grain(rng, pixels))
 
 
-def dots_image(rng: np.random.Generator, size: int) -> Image.Image:
-    """Style B: green polka dots on a dark forest ground."""
-    ground = _hsv(rng.uniform(0.28, 0.4), rng.uniform(0.5, 0.8), rng.uniform(0.15, 0.3))
+def _dotted(rng: np.random.Generator, size: int, ground: tuple[int, int, int],
+            dot: Callable[[], tuple[int, int, int]]) -> Image.Image:
+    """A staggered grid of dots, each coloured by `dot()`, on a plain ground."""
     image = Image.new("RGB", (size, size), ground)
     draw = ImageDraw.Draw(image)
     spacing = rng.uniform(size / 8, size / 4)
@@ -78,9 +83,31 @@ def dots_image(rng: np.random.Generator, size: int) -> Image.Image:
         for col in range(count):
             cx = offset[0] + col * spacing + (spacing / 2 if row % 2 else 0) - spacing
             cy = offset[1] + row * spacing - spacing
-            colour = _hsv(rng.uniform(0.25, 0.38), rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0))
-            draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour)
+            draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=dot())
+    return image
+
+
+def dots_image(rng: np.random.Generator, size: int) -> Image.Image:
+    """Style B: green polka dots on a dark forest ground."""
+    ground = _hsv(rng.uniform(0.28, 0.4), rng.uniform(0.5, 0.8), rng.uniform(0.15, 0.3))
+    image = _dotted(rng, size, ground, lambda: _hsv(rng.uniform(0.25, 0.38),
+                                                    rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0)))
     return Image.fromarray(_grain(rng, np.asarray(image, dtype=np.float32)))
+
+
+def texture_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, str]:
+    """Stripes or dots in two random colours, and a caption saying so.
+
+    Part of the toy base's pretraining pool: a real base model already draws stripes and
+    dots in any colour, and a style LoRA teaches it *which* (measured in benchmarks.md:
+    a toy that had seen only blobs drew a LoRA's stripes as a maze).
+    """
+    (fore, fore_name), (back, back_name) = _random_colour(rng), _random_colour(rng)
+    if rng.uniform() < 0.5:
+        pixels = np.where(_stripe_mask(rng, size)[..., None], np.array(fore), np.array(back))
+        return Image.fromarray(pixels.astype(np.uint8)), f"{fore_name} stripes on {back_name}"
+    image = _dotted(rng, size, back, lambda: fore)
+    return image, f"{fore_name} dots on {back_name}"
 
 
 def _grain(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:

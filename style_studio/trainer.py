@@ -23,14 +23,14 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from diffusers import DDPMScheduler
-from diffusers.training_utils import compute_snr
 
 from .checkpoints import STATE_DIR, CheckpointFolder, TrainingState, read_state, replace_folder
 from .checkpoints import write_state as write_training_state
 from .conditioning import TextConditioner, time_ids
 from .devices import pick_device
 from .errors import JobCancelled, StudioError
-from .files import atomic_write_text
+from .eta import StepClock, window_for
+from .files import truncate_jsonl
 from .gate import TrainItem
 from .lora_export import (
     DIFFUSERS_NAME,
@@ -42,7 +42,8 @@ from .lora_export import (
 )
 from .lora_setup import add_adapters, make_optimizer, precision, restore_lora
 from .models import load_pipeline
-from .sampling import SampleWriter
+from .objective import denoising_target, effective_min_snr_gamma, min_snr_weights
+from .sampling import SCORES_NAME, SampleWriter
 from .training_config import TrainConfig
 from .training_data import (
     BatchOrder,
@@ -120,6 +121,8 @@ class Trainer:
         self.ema_n = 0
         self.elapsed_before = 0.0
         self.last_saved = 0
+        # wall time of recent steps, sample and checkpoint pauses included (the ETA)
+        self.clock = StepClock(window_for(self.cfg.sample_every, self.cfg.checkpoint_every))
 
     # -- setup ----------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -136,6 +139,11 @@ class Trainer:
         self.pipe.set_progress_bar_config(disable=True)
         self.unet = self.pipe.unet
         self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        self.min_snr_gamma = effective_min_snr_gamma(self.noise_scheduler, cfg.min_snr_gamma)
+        if self.min_snr_gamma != cfg.min_snr_gamma:
+            self.reporter.log("Min-SNR weighting is off for this run: the base model has a "
+                              "zero-terminal-SNR schedule, where it would give the noisiest "
+                              "steps (a picture's overall colour) no weight.")
         self.text = TextConditioner(self.pipe, spec.family)
         self.configs, self.models = add_adapters(self.unet, self.text.encoders,
                                                  [self.pipe.vae], cfg)
@@ -151,6 +159,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.dev).manual_seed(cfg.seed)
         self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
                                     lambda: self.reporter.cancel_requested)
+        self.samples.set_style([item.path for item in spec.items])
         if spec.resume:
             self._restore()
 
@@ -214,15 +223,9 @@ class Trainer:
         self.ema_n = int(state.extra.get("ema_n", 0))
         self.elapsed_before = float(state.extra.get("elapsed_s", 0.0))
         self.checkpoints.drop_after(step)
-        self._truncate_metrics(step)
+        for name in ("metrics.jsonl", SCORES_NAME):  # a resume writes these rows again
+            truncate_jsonl(self.spec.run_dir / name, step)
         self.reporter.log(f"Resumed from the checkpoint at step {step}.")
-
-    def _truncate_metrics(self, step: int) -> None:
-        path = self.spec.run_dir / "metrics.jsonl"
-        if path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
-            atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
     # -- one step -------------------------------------------------------------------------
     def _batch(self, step: int) -> dict[str, torch.Tensor]:
@@ -269,14 +272,10 @@ class Trainer:
         """MSE per sample, weighted by min-SNR-γ (Hang et al. 2023) when γ > 0."""
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none")
         per_sample = per_sample.mean(dim=list(range(1, per_sample.ndim)))
-        gamma = self.cfg.min_snr_gamma
+        gamma = self.min_snr_gamma
         if gamma <= 0:
             return per_sample.mean()
-        snr = compute_snr(self.noise_scheduler, timesteps)
-        weight = torch.clamp(snr, max=gamma) / snr
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            weight = torch.clamp(snr, max=gamma) / (snr + 1)
-        return (per_sample * weight).mean()
+        return (per_sample * min_snr_weights(self.noise_scheduler, timesteps, gamma)).mean()
 
     def train_step(self, step: int) -> float:
         """One optimizer step on the batch of 0-based `step`; returns the loss."""
@@ -289,10 +288,7 @@ class Trainer:
         timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps,
                                   (latents.shape[0],), generator=gen, device=dev)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        if self.noise_scheduler.config.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
-        else:
-            target = noise
+        target = denoising_target(self.noise_scheduler, latents, noise, timesteps)
         with self.accelerator.autocast():
             embeds, added = self._conditioning(batch)
             pred = self.unet(noisy, timesteps, embeds, added_cond_kwargs=added).sample
@@ -344,6 +340,7 @@ class Trainer:
         cfg, total = self.cfg, self.total_steps
         metrics = (self.spec.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
         self.session_t0 = session_t0 = time.monotonic()
+        self.clock.tick(self.step, session_t0)
         train_time, session_steps = 0.0, 0
         self.unet.train()
         try:
@@ -379,8 +376,8 @@ class Trainer:
         self.ema = SMOOTHING * self.ema + (1 - SMOOTHING) * loss
         self.ema_n += 1
         smooth = self.ema / (1 - SMOOTHING ** self.ema_n)
-        remaining = self.total_steps - self.step
-        eta = remaining / steps_per_s if steps_per_s > 0 else None
+        self.clock.tick(self.step)
+        eta = self.clock.eta(self.total_steps - self.step)
         lr = float(self.lr_scheduler.get_last_lr()[0])
         row = {"step": self.step, "loss": loss, "loss_smooth": smooth, "lr": lr,
                "steps_per_s": steps_per_s, "eta_s": eta,
@@ -425,7 +422,7 @@ class Trainer:
 
         def fill(folder: Path) -> None:
             write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
-                            self.spec.metadata("diffusers", self.step))
+                            self._metadata("diffusers", self.step))
             write_training_state(folder / STATE_DIR, training)
 
         try:
@@ -438,6 +435,11 @@ class Trainer:
         if self.spec.on_checkpoint:
             self.spec.on_checkpoint(self.step)
 
+    def _metadata(self, fmt: str, step: int | None) -> dict[str, Any]:
+        """The run's provenance plus what only the loaded model knows: its objective."""
+        return {**self.spec.metadata(fmt, step),
+                "modelspec.prediction_type": self.noise_scheduler.config.prediction_type}
+
     def _export(self) -> None:
         state = self._state()
         alphas = {name: float(config.lora_alpha) for name, config in self.configs.items()}
@@ -446,8 +448,8 @@ class Trainer:
 
         def fill(folder: Path) -> None:
             write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
-                            self.spec.metadata("diffusers", None))
-            write_kohya(folder / self.spec.kohya_name, kohya, self.spec.metadata("kohya", None))
+                            self._metadata("diffusers", None))
+            write_kohya(folder / self.spec.kohya_name, kohya, self._metadata("kohya", None))
 
         try:
             replace_folder(self.spec.run_dir / "lora", fill)

@@ -71,6 +71,9 @@ def test_run_writes_every_file_and_record(trained, family):
     metrics = studio.training.metrics(run.id)
     assert [m["step"] for m in metrics] == list(range(1, 7))
     assert {"loss", "loss_smooth", "lr", "steps_per_s", "eta_s", "time"} <= set(metrics[0])
+    # The ETA (eta.StepClock) times every step from the first, pauses included.
+    assert all(m["eta_s"] is not None and m["eta_s"] >= 0 for m in metrics)
+    assert metrics[-1]["eta_s"] == 0
     samples = studio.training.samples(run.id)
     assert [(s.step, s.index) for s in samples] == [(3, 0), (6, 0)]
     assert samples[0].prompt == "shapestyle, a house" and samples[0].seed == 7
