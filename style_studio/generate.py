@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from PIL import Image
 
 from .erasure import ERASED_FLAG
 from .errors import InvalidInput, NotFound
@@ -22,6 +23,7 @@ from .grids import GridLayout, compose_grid
 from .jobs import Job, JobContext
 from .output_metadata import OutputSettings, read_settings, save_output
 from .pipeline_cache import LoraSource, PipelineCache
+from .style_signature import StyleComparison, compare_ab
 from .tiny_models import parse_tiny_id
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 JOB_KIND = "generate"
 DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
 MAX_COUNT = 8
+# Below this many steps a LoRA has learned little of a style (Quick draft trains 400):
+# its label says "short run", so nobody mistakes it for the finished one.
+SHORT_RUN_STEPS = 100
 
 
 @dataclass
@@ -71,6 +76,12 @@ class RunChoice:
     family: str
     checkpoints: list[RunCheckpoint]
     flags: list[str] = field(default_factory=list)
+    status: str = "done"
+
+    @property
+    def finished(self) -> bool:
+        """Trained to its last step: the LoRA the artist meant to make."""
+        return self.status == "done"
 
 
 @dataclass
@@ -155,8 +166,7 @@ class Playground:
         """A ready-to-run request: the style's trigger word first, native size."""
         style = self._studio.styles.get(style_id)
         subject = f"{style.trigger}, {DEFAULT_SUBJECT}" if style.trigger else DEFAULT_SUBJECT
-        runs = self.runs(style_id)
-        run = runs[0] if runs else None
+        run = self.preferred_run(style_id)
         base, family = (run.base_model, run.family) if run else self.style_base(style_id)
         side = native_size(base, family)
         return GenerateRequest(style_id=style_id, run_id=run.run_id if run else None,
@@ -174,8 +184,14 @@ class Playground:
             checkpoints = self.checkpoints(run.id)
             if checkpoints:
                 choices.append(RunChoice(run.id, _run_label(run), run.base_model, run.family,
-                                         checkpoints, list(run.flags)))
+                                         checkpoints, list(run.flags), run.status))
         return choices
+
+    def preferred_run(self, style_id: str) -> RunChoice | None:
+        """The run to offer first: the newest finished one, not a cancelled 8-step try
+        that happens to be newer; else the newest run with a LoRA at all."""
+        runs = self.runs(style_id)
+        return next((r for r in runs if r.finished), runs[0] if runs else None)
 
     def checkpoints(self, run_id: str) -> list[RunCheckpoint]:
         """Final LoRA first, then step checkpoints, newest first (the Training contract)."""
@@ -382,6 +398,25 @@ class Playground:
                        item.get("label", ""))
                 for item in job.result.get("outputs", []) if (style_dir / item["file"]).is_file()]
 
+    def style_comparison(self, job_id: str) -> StyleComparison | None:
+        """Distances of a finished A/B to its run's style; None for other jobs, or runs
+        trained before style signatures were saved."""
+        job = self._studio.jobs.get(job_id)
+        outputs = self.outputs(job_id)
+        pairs = [o for o in outputs if o.label in ("A", "B")]
+        run_id = next((o.settings.run_id for o in pairs if o.settings.run_id), None)
+        signature = self._studio.training.style_signature(run_id) if run_id else None
+        if job.status != "done" or signature is None:
+            return None
+        images = {label: [(o.settings.seed, o.path) for o in pairs if o.label == label]
+                  for label in ("A", "B")}
+        if not images["A"] or len(images["A"]) != len(images["B"]):
+            return None
+        opened = {label: [_open_rgb(path) for _, path in items]
+                  for label, items in images.items()}
+        return compare_ab(opened["A"], opened["B"], signature,
+                          [seed for seed, _ in images["A"]])
+
     def grid_path(self, job_id: str) -> Path | None:
         job = self._studio.jobs.get(job_id)
         grid = (job.result or {}).get("grid")
@@ -433,8 +468,22 @@ class Playground:
         return jobs[0] if jobs else None
 
 
+def _open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
 def _run_label(run: Run) -> str:
+    """Date, state and steps; a run stopped early or trained only briefly says so, since
+    its LoRA has learned little of the style."""
     when = run.created_at[:16].replace("T", " ")
+    if run.status == "done":
+        state = f"done · {run.step} steps"
+    elif run.status == "running":
+        state = f"{run.shown_status}, step {run.step}/{run.total_steps} (checkpoints only)"
+    else:
+        state = f"■ {run.status} at step {run.step}/{run.total_steps}"
+    short = " · short run" if run.step < SHORT_RUN_STEPS and run.status != "running" else ""
     flags = " · ⚠ " + ", ".join(run.flags) if run.flags else ""
-    return f"{when} · {run.status} · {run.step}/{run.total_steps} steps · {run.id}{flags}"
+    return f"{when} · {state}{short} · {run.id}{flags}"
 

@@ -33,8 +33,10 @@ from .provenance import (
     provenance_report,
     write_manifest,
 )
-from .sampling import sample_name
+from .run_details import RunFile, RunImage, browser_files, bundle, run_files, run_images
+from .sampling import SCORES_NAME, SIGNATURE_NAME, sample_name
 from .store import known_fields, new_id, utc_now
+from .style_signature import StyleSignature
 from .trainer import Trainer, TrainSpec
 from .training_config import TrainConfig
 from .training_data import training_caption
@@ -70,10 +72,21 @@ class Run:
     finished_at: str | None = None
     energy: dict[str, Any] | None = None
     error: str | None = None
+    queued: bool = False  # "running" in the table, but its job still waits for the device
 
     @property
     def resumable(self) -> bool:
         return self.status in RESUMABLE
+
+    @property
+    def active(self) -> bool:
+        """Training now or waiting for the device: Cancel can act, Start must wait."""
+        return self.status == "running"
+
+    @property
+    def shown_status(self) -> str:
+        """The status in words a person reads: a queued run is "waiting", not "running"."""
+        return "waiting" if self.queued else self.status
 
 
 @dataclass
@@ -110,16 +123,19 @@ class Training:
     def _run(self, doc: dict[str, Any]) -> Run:
         data = known_fields(Run, doc)
         data.pop("run_dir", None)
+        data.pop("queued", None)
         if data.get("status") == "running" and data.get("job_id"):
-            data["step"] = self._live_step(data["job_id"], data.get("step", 0))
+            data["step"], data["queued"] = self._live_state(data["job_id"], data.get("step", 0))
         return Run(run_dir=self.workspace.run_dir(doc["style_id"], doc["id"]), **data)
 
-    def _live_step(self, job_id: str, stored: int) -> int:
-        """The run record is written at checkpoints; the job knows the current step."""
+    def _live_state(self, job_id: str, stored: int) -> tuple[int, bool]:
+        """The run record is written at checkpoints; the job knows the current step, and
+        whether it still waits for the device."""
         try:
-            return int(self.studio.jobs.get(job_id).extra.get("step") or stored)
+            job = self.studio.jobs.get(job_id)
         except StudioError:
-            return stored
+            return stored, False
+        return int(job.extra.get("step") or stored), job.status == "queued"
 
     def get_run(self, run_id: str) -> Run:
         return self._run(self.store.require("runs", run_id, "Training run"))
@@ -130,25 +146,64 @@ class Training:
         return sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)
 
     def active_run(self, style_id: str | None = None) -> Run | None:
-        """The run being trained (or waiting for the device), for a page to reattach to."""
-        for doc in self.store.find("runs", status="running"):
-            if style_id is None or doc["style_id"] == style_id:
-                return self._run(doc)
-        return None
+        """The run being trained (or else one waiting for the device), for a page to
+        reattach to."""
+        runs = [self._run(doc) for doc in self.store.find("runs", status="running")
+                if style_id is None or doc["style_id"] == style_id]
+        runs.sort(key=lambda r: (r.queued, r.created_at))
+        return runs[0] if runs else None
+
+    def run_images(self, run_id: str) -> list[RunImage]:
+        """Every image the run was trained on (from its manifest), with what became of it
+        since: erased, consent revoked, or as it was. Empty before the run has started."""
+        run = self.get_run(run_id)
+        manifest = self._read_manifest(run)
+        if manifest is None:
+            return []
+        return run_images(manifest, self.workspace.style_dir(run.style_id),
+                          self.store.find("images", style_id=run.style_id),
+                          {c["id"]: c for c in self.store.find("consents",
+                                                               style_id=run.style_id)})
+
+    def run_files(self, run_id: str) -> list[RunFile]:
+        """The run's files for download (LoRAs, card, report, manifest), as copies in the
+        upload cache: the workspace is never served, and erasure finds these copies."""
+        run = self.get_run(run_id)
+        return browser_files(self.workspace, run.id, run_files(run.run_dir))
+
+    def run_bundle(self, run_id: str) -> Path | None:
+        """A zip of every file of `run_files` (and the card's samples), in the upload
+        cache; None while the run has no files yet."""
+        run = self.get_run(run_id)
+        try:
+            name = f"{slug(self.studio.styles.get(run.style_id).name)}-{run.id}"
+        except StudioError:
+            name = f"run-{run.id}"
+        return bundle(self.workspace, run.id, run.run_dir, name)
+
+    def _read_manifest(self, run: Run) -> dict[str, Any] | None:
+        try:
+            return json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
 
     def plan(self, style_id: str) -> TrainingPlan:
         return self.studio.consent.trainable(style_id)
 
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
-        path = self.get_run(run_id).run_dir / "metrics.jsonl"
-        rows = []
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut short by a crash
-        return rows
+        """One row per optimizer step: loss, smoothed loss, learning rate, speed, ETA."""
+        return _read_jsonl(self.get_run(run_id).run_dir / "metrics.jsonl")
+
+    def style_scores(self, run_id: str) -> list[dict[str, Any]]:
+        """One row per sampled step: how far its samples are from the training images'
+        style (`style_distance`, 0-1, lower is closer) and their fine detail over the
+        training images' (`hf_ratio`; well above 1 is speckle)."""
+        return _read_jsonl(self.get_run(run_id).run_dir / SCORES_NAME)
+
+    def style_signature(self, run_id: str) -> StyleSignature | None:
+        """The training images' signature saved when the run started (None before)."""
+        path = self.get_run(run_id).run_dir / SIGNATURE_NAME
+        return StyleSignature.load(path) if path.is_file() else None
 
     def samples(self, run_id: str) -> list[Sample]:
         """Oldest step first, then by prompt."""
@@ -188,6 +243,7 @@ class Training:
               base_model: str | None = None) -> Job:
         """Check everything that can be checked now, record the run, queue the job."""
         style = self.studio.styles.get(style_id)
+        self._refuse_second_run(style_id)
         config = (config or TrainConfig.preset("balanced")).validate()
         ref = self._base_ref(style, base_model)
         source = describe_source(ref, style.family, self.workspace.models_dir)
@@ -209,6 +265,16 @@ class Training:
             "created_at": utc_now(), "finished_at": None, "energy": None, "error": None})
         self.store.audit("training.start", style_id, run_id=run_id, base_model=ref)
         return self._submit(run_id, style.name, resume=False)
+
+    def _refuse_second_run(self, style_id: str) -> None:
+        """A second click on Start must not queue a duplicate run of the same style."""
+        active = self.active_run(style_id)
+        if active is None:
+            return
+        doing = ("is waiting for the device" if active.queued
+                 else f"is training (step {active.step} of {active.total_steps})")
+        raise InvalidInput(f"Run {active.id} of this style {doing}. Wait for it to finish, "
+                           "or cancel it, before starting another.")
 
     def resume(self, run_id: str) -> Job:
         run = self.get_run(run_id)
@@ -411,3 +477,14 @@ def _same_images(manifest: dict[str, Any], plan: TrainingPlan, trigger: str) -> 
     raise GateRefused("This run cannot be resumed: its images changed since it started ("
                       + "; ".join(changes) + "). Start a new run with the images as they are "
                       "now.")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash
+    return rows

@@ -8,7 +8,6 @@ app's cache, so a download keeps its provenance chunks.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,11 @@ from style_studio.jobs import Job
 from style_studio.output_metadata import read_settings
 from style_studio.studio import Studio
 
-from .common import UIContext, guard, need_style
+from . import training_views
+from .common import UIContext, find_block, guard, need_style
 
 NO_RUN = "__base__"
+RUN_PICK_ID = "train-run-pick"  # the Training tab's "Show run"
 FINAL = "final"
 NO_RUNS_HINT = ("No trained LoRA yet — **Train a LoRA in the Training tab first.** "
                 "Meanwhile you can try prompts on the base model ({base}).")
@@ -68,11 +69,7 @@ def to_request(style_id: str | None, run: str | None, checkpoint: str | None, sc
 
 def _served(studio: Studio, path: Path) -> str:
     """A byte-identical copy in the app's cache (the workspace itself is never served)."""
-    target = studio.workspace.upload_cache / "playground" / path.name
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    return str(target)
+    return str(studio.workspace.browser_copy(path, "playground", path.parent.name))
 
 
 def _gallery(studio: Studio, outputs: list[Output]) -> list[tuple[str, str]]:
@@ -128,7 +125,8 @@ def _run_updates(studio: Studio, style_id: str | None, keep_run: str | None = No
     choices = [(f"Base model only, no LoRA ({base})", NO_RUN)]
     choices += [(r.label, r.run_id) for r in runs]
     ids = [value for _, value in choices]
-    run = keep_run if keep_run in ids else (runs[0].run_id if runs else NO_RUN)
+    preferred = studio.playground.preferred_run(style_id)  # the newest finished run
+    run = keep_run if keep_run in ids else (preferred.run_id if preferred else NO_RUN)
     hint = NO_RUNS_HINT.format(base=base) if not runs else (
         f"{len(runs)} run(s) with a trained LoRA. Pick one, a checkpoint and a scale.")
     checkpoint, grid_rows = _checkpoint_updates(studio, run)
@@ -156,7 +154,9 @@ def build(ctx: UIContext) -> None:
         checkpoint = gr.Dropdown(label="Checkpoint", choices=[], elem_id="pg-checkpoint",
                                  info="final, or an earlier step")
         scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale", elem_id="pg-scale")
-    hint = gr.Markdown(elem_id="pg-hint")
+    with gr.Row(equal_height=True):
+        hint = gr.Markdown(elem_id="pg-hint")
+        open_btn, training_tab = _open_run_button(ctx)
     prompt = gr.Textbox(label="Prompt", lines=2, elem_id="pg-prompt",
                         info="Start with the style's trigger word to call up the style.")
     negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
@@ -189,6 +189,7 @@ def build(ctx: UIContext) -> None:
     status = gr.Markdown("Ready.", elem_id="pg-status")
     output = gr.Gallery(label="Output", columns=4, height=420, object_fit="contain",
                         fit_columns=False, elem_id="pg-output")
+    style_line = gr.Markdown(elem_id="pg-style")
     with gr.Row():
         settings = gr.Markdown(elem_id="pg-settings")
         reuse_btn = gr.Button("Use these settings again", elem_id="pg-reuse", scale=0)
@@ -204,7 +205,8 @@ def build(ctx: UIContext) -> None:
         return _gallery(studio, found), [str(o.path) for o in found]
 
     def run_ids(style_id: str | None) -> list[str]:
-        return [r.run_id for r in playground.runs(style_id)] if style_id else []
+        """Finished runs only: one seen while it trained is still news once it is done."""
+        return [r.run_id for r in playground.runs(style_id) if r.finished] if style_id else []
 
     def load_style(style_id: str | None):
         runs_out = _run_updates(studio, style_id)
@@ -218,7 +220,7 @@ def build(ctx: UIContext) -> None:
         """Keep the artist's choice, except that a run trained since they last looked is
         preselected: that is the one they came here to try."""
         ids = run_ids(style_id)
-        fresh = [run_id for run_id in ids if run_id not in (seen or [])]
+        fresh = [run_id for run_id in ids if run_id not in (seen or [])]  # newest first
         keep = fresh[0] if fresh else current_run
         return (*_run_updates(studio, style_id, keep), *history_update(style_id), ids)
 
@@ -242,13 +244,15 @@ def build(ctx: UIContext) -> None:
         job = playground.latest_job(style_id) if style_id else None
         text = job_status(studio, job)
         if job is None or not job.finished or job.id == shown_id:
-            return text, *(gr.update(),) * 6, shown_id
+            return text, *(gr.update(),) * 7, shown_id
         outputs = playground.outputs(job.id)
         grid = playground.grid_path(job.id)
         items = ([(_served(studio, grid), "Grid")] if grid else []) + _gallery(studio, outputs)
         paths = ([str(grid)] if grid else []) + [str(o.path) for o in outputs]
         hint_text = "Select an image to see its settings." if items else ""
-        return (text, items, paths, *history_update(style_id), hint_text, None, job.id)
+        comparison = playground.style_comparison(job.id)
+        return (text, items, paths, *history_update(style_id), hint_text,
+                comparison.summary() if comparison else "", None, job.id)
 
     @guard
     def select(paths: list[str], evt: gr.SelectData):
@@ -292,11 +296,38 @@ def build(ctx: UIContext) -> None:
                      [ctx.style, *form.inputs, *grid_inputs], status)
     cancel_btn.click(guard(lambda s: _cancel(studio, s)), ctx.style, status)
     timer.tick(tick, [ctx.style, shown],
-               [status, output, output_paths, *history_outputs, settings, selected, shown],
+               [status, output, output_paths, *history_outputs, settings, style_line,
+                selected, shown],
                show_progress="hidden")
     output.select(select, output_paths, [settings, selected])
     history.select(select, history_paths, [settings, selected])
     reuse_btn.click(reuse, [selected, ctx.style], [*form.inputs, hint, grid_rows])
+    if open_btn is not None:
+        open_btn.click(guard(lambda s, r: _open_run(studio, s, r, training_tab)),
+                       [ctx.style, run], [ctx.tab.parent, find_block(ctx.tab.parent,
+                                                                     RUN_PICK_ID)])
+
+
+def _open_run_button(ctx: UIContext) -> tuple[gr.Button | None, Any]:
+    """The way to a run's page (its images, files, charts) in the Training tab, and that
+    tab's id; only when that tab was built before this one, so its run picker exists."""
+    tabs = ctx.tab.parent
+    holder = next((tab for tab in getattr(tabs, "children", [])
+                   if tab is not ctx.tab and find_block(tab, RUN_PICK_ID)), None)
+    if holder is None or getattr(holder, "id", None) is None:
+        return None, None
+    return gr.Button("Open this run in the Training tab", scale=0, size="sm",
+                     elem_id="pg-open-run"), holder.id
+
+
+def _open_run(studio: Studio, style_id: str | None, run: str | None, tab_id: Any):
+    """Switch to the Training tab with this run chosen in "Show run"; its page follows
+    (the tab redraws for the run picked there)."""
+    if not run or run == NO_RUN:
+        raise gr.Error("Pick a LoRA run first: the base model alone has no run page.")
+    runs = studio.training.runs(need_style(style_id))
+    return (gr.Tabs(selected=tab_id),
+            gr.update(choices=training_views.run_choices(runs), value=run))
 
 
 def _parse_scales(text: str) -> list[float]:

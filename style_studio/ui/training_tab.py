@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from style_studio.run_details import files_stamp
 from style_studio.studio import Studio
 from style_studio.training import Run
 from style_studio.training_config import (
@@ -22,6 +23,7 @@ from style_studio.training_config import (
     TrainConfig,
 )
 
+from . import run_page, run_views
 from . import training_views as views
 from .common import UIContext, guard, need_style
 
@@ -89,15 +91,50 @@ def _advanced(defaults: TrainConfig) -> list[gr.components.Component]:
 
 
 def _viewed_run(studio: Studio, style_id: str | None, wanted: str | None) -> Run | None:
-    """The running run of the style, else the one picked, else the newest."""
+    """The run picked in "Show run" (when it is this style's), else the one training (or
+    waiting), else the newest: Cancel and Resume act on exactly this run."""
     if not style_id:
         return None
-    active = studio.training.active_run(style_id)
-    if active:
-        return active
     runs = studio.training.runs(style_id)
     chosen = [r for r in runs if r.id == wanted]
-    return chosen[0] if chosen else (runs[0] if runs else None)
+    if chosen:
+        return chosen[0]
+    return studio.training.active_run(style_id) or (runs[0] if runs else None)
+
+
+def _buttons(run: Run | None, active: Run | None) -> list[Any]:
+    """Start is off while the style has a run training or waiting; Cancel and Resume
+    name the run shown and look inactive when they cannot act on it."""
+    name = run_views.run_name(run) if run else ""
+    note = ""
+    if active is not None:
+        doing = "is waiting for the device" if active.queued else "is training"
+        note = (f"⏳ {run_views.run_name(active, capital=True)} of this style {doing}: "
+                "start another when it has finished, or cancel it.")
+    return [gr.update(interactive=active is None),
+            gr.update(value=f"Cancel {name}".strip(), interactive=bool(run and run.active)),
+            gr.update(value=f"Resume {name}".strip(), interactive=bool(run and run.resumable)),
+            note]
+
+
+def _live_values(studio: Studio, run: Run, active: Run | None, metrics: list[dict[str, Any]],
+                 wanted: str | None, force: bool) -> tuple[Any, ...]:
+    """Charts, samples, energy, picker, history and buttons for the run shown."""
+    runs = studio.training.runs(run.style_id)
+    scores = studio.training.style_scores(run.id)
+    choices = views.run_choices(runs)
+    return (
+        # No frame until there is a point: a plot first drawn from an empty frame keeps
+        # an empty colour legend and never draws its lines (a live first run).
+        views.loss_frame(metrics) if metrics else None,
+        views.style_frame(scores) if scores else None,
+        views.served_samples(studio, run),
+        views.energy_markdown(run),
+        # A tick leaves the picker's value alone unless it showed another run: a tick
+        # sent just before a Start or a pick would otherwise undo that choice.
+        gr.update(choices=choices, value=run.id) if force or run.id != wanted
+        else gr.update(choices=choices),
+        views.history_rows(runs), *_buttons(run, active))
 
 
 def build(ctx: UIContext) -> None:
@@ -113,43 +150,62 @@ def build(ctx: UIContext) -> None:
     with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
         settings = _advanced(defaults)
     with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
-        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
-        resume_btn = gr.Button("Resume", elem_id="train-resume")
-    progress = gr.HTML(views.progress_html(None, None), elem_id="train-progress")
+        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start",
+                              scale=1)
+        start_note = gr.Markdown(elem_id="train-start-note")
+    gr.Markdown("### Run page\nEverything about one run: its progress, settings, files and "
+                "every image it was trained on.", elem_id="run-page-title")
     with gr.Row():
-        plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss",
-                           height=260, elem_id="train-loss", scale=3)
-        with gr.Column(scale=2):
-            energy = gr.Markdown(elem_id="train-energy")
-            run_pick = gr.Dropdown(label="Show run", choices=[], elem_id="train-run-pick")
+        run_pick = gr.Dropdown(label="Show run", choices=[], elem_id="train-run-pick", scale=3)
+        with gr.Column(scale=1, min_width=220):
+            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="train-cancel",
+                                   interactive=False)
+            resume_btn = gr.Button("Resume", elem_id="train-resume", interactive=False)
+    progress = gr.HTML(views.progress_html(None, None), elem_id="train-progress")
+    page = run_page.build()
+    plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss",
+                       height=260, elem_id="train-loss")
+    style_plot = gr.LinePlot(
+        x="step", y="style distance", title="Style distance of the samples to your images "
+        "(lower is closer; a rise means the style is breaking: keep an earlier checkpoint)",
+        height=220, elem_id="train-style", y_lim=[0, 1])
+    energy = gr.Markdown(elem_id="train-energy")
     samples = gr.Gallery(label="Samples (fixed prompts and seeds)", columns=6, height=300,
                          object_fit="contain", elem_id="train-samples", allow_preview=True)
+    page.build_details()
     history = gr.Dataframe(headers=views.HISTORY_HEADERS, label="Run history",
                            interactive=False, elem_id="train-history", wrap=True)
-    viewed = gr.State(None)  # (run id, metrics count, sample count, status) last drawn
+    viewed = gr.State(None)  # (what the live view last drew, what the run page last drew)
     timer = gr.Timer(1.0)
 
     def view(style_id: str | None, wanted: str | None, drawn: tuple | None, force: bool):
         run = _viewed_run(studio, style_id, wanted)
+        active = studio.training.active_run(style_id) if style_id else None
         job = studio.jobs.get(run.job_id) if run and run.job_id else None
         bar = views.progress_html(run, job)
         if run is None:
-            return (bar, None, [], "", gr.update(choices=[], value=None), [], None)
+            return (bar, None, None, [], "", gr.update(choices=[], value=None), [],
+                    *_buttons(None, active), *page.values(studio, None), None)
         metrics = studio.training.metrics(run.id)
         sample_count = len(studio.training.samples(run.id))
-        state = (run.id, len(metrics), sample_count, run.status, len(run.flags))
-        if state == drawn and not force:
-            return (bar, *(gr.update(),) * 5, drawn)
-        runs = studio.training.runs(run.style_id)
-        return (bar, views.loss_frame(metrics), views.served_samples(studio, run),
-                views.energy_markdown(run),
-                gr.update(choices=views.run_choices(runs), value=run.id),
-                views.history_rows(runs), state)
+        live = (run.id, len(metrics), sample_count, run.status, run.queued, len(run.flags),
+                active.id if active else None, active.queued if active else None)
+        page_key = (run.id, run.status, run.queued, tuple(run.flags), run.manifest_sha256,
+                    files_stamp(run.run_dir))
+        drawn_live, drawn_page = drawn or (None, None)
+        live_same = live == drawn_live and not force
+        page_same = page_key == drawn_page and not force
+        if live_same and page_same:
+            return (bar, *(gr.update(),) * 10, *page.unchanged(), drawn)
+        live_values = ((gr.update(),) * 10 if live_same
+                       else _live_values(studio, run, active, metrics, wanted, force))
+        page_values = page.unchanged() if page_same else page.values(studio, run)
+        return (bar, *live_values, *page_values, (live, page_key))
 
-    view_outputs = [progress, plot, samples, energy, run_pick, history, viewed]
+    view_outputs = [progress, plot, style_plot, samples, energy, run_pick, history,
+                    start_btn, cancel_btn, resume_btn, start_note, *page.outputs, viewed]
 
-    def load(style_id: str | None):
+    def load(style_id: str | None, wanted: str | None):
         if not style_id:
             return ("Choose or create a style first.", gr.update(choices=[], value=None),
                     gr.update(), *view(None, None, None, True))
@@ -158,11 +214,11 @@ def build(ctx: UIContext) -> None:
         prompts = "\n".join(defaults.prompts_for(style.trigger))
         return (views.dataset_markdown(studio.training.plan(style_id)),
                 gr.update(choices=choices, value=studio.base_model_for(style)), prompts,
-                *view(style_id, None, None, True))
+                *view(style_id, wanted, None, True))
 
     load_outputs = [dataset, base, settings[-2], *view_outputs]
-    ctx.style.change(guard(load), ctx.style, load_outputs)
-    ctx.tab.select(guard(load), ctx.style, load_outputs)
+    ctx.style.change(guard(lambda s: load(s, None)), ctx.style, load_outputs)
+    ctx.tab.select(guard(load), [ctx.style, run_pick], load_outputs)
 
     def apply_preset(key: str):
         """Fill the advanced fields from the preset; the artist's prompts stay."""
@@ -176,16 +232,29 @@ def build(ctx: UIContext) -> None:
         style_id = need_style(style_id)
         config = views.config_from_form(key, list(values))
         job = studio.training.start(style_id, config, base_model=base_ref or None)
-        gr.Info("Training started. You can leave this page; it keeps running.")
-        return view(style_id, job.params["run_id"], None, True)
+        run_id = job.params["run_id"]
+        gr.Info(f"Training started (run {run_id}). You can leave this page; it keeps "
+                "running.")
+        return view(style_id, run_id, None, True)
 
     @guard
-    def cancel(style_id: str | None):
-        run = studio.training.active_run(need_style(style_id))
-        if run is None:
-            raise gr.Error("No training is running for this style.")
-        studio.training.cancel(run.id)
-        gr.Info("Stopping after the current step; a checkpoint will be saved.")
+    def cancel(style_id: str | None, wanted: str | None):
+        run = _viewed_run(studio, need_style(style_id), wanted)
+        if run is None or not run.active:
+            what = f"{run_views.run_name(run, capital=True)} is {run.status}" if run else (
+                "There is no run")
+            raise gr.Error(f"{what}: there is nothing to cancel.")
+        after = studio.training.cancel(run.id)
+        active = studio.training.active_run(style_id)
+        name = run_views.run_name(run, capital=True)
+        if after.status == "cancelled":
+            message = f"{name} was cancelled before it started."
+        else:
+            message = (f"Stopping {run_views.run_name(run)} after the current step; a "
+                       "checkpoint will be saved.")
+        if active is not None and active.id != run.id:
+            message += f" {run_views.run_name(active, capital=True)} keeps training."
+        gr.Info(message)
         return view(style_id, run.id, None, True)
 
     @guard
@@ -193,12 +262,17 @@ def build(ctx: UIContext) -> None:
         run = _viewed_run(studio, need_style(style_id), wanted)
         if run is None:
             raise gr.Error("There is no run to resume yet.")
+        before = studio.training.active_run(style_id)
         studio.training.resume(run.id)
-        gr.Info("Resuming from the last checkpoint.")
+        message = f"Resuming {run_views.run_name(run)} from its last checkpoint."
+        if before is not None:
+            message += (f" It waits for the device until {run_views.run_name(before)} "
+                        "has finished.")
+        gr.Info(message)
         return view(style_id, run.id, None, True)
 
     start_btn.click(start, [ctx.style, base, preset, *settings], view_outputs)
-    cancel_btn.click(cancel, ctx.style, view_outputs)
+    cancel_btn.click(cancel, [ctx.style, run_pick], view_outputs)
     resume_btn.click(resume, [ctx.style, run_pick], view_outputs)
     run_pick.input(guard(lambda s, r: view(s, r, None, True)), [ctx.style, run_pick],
                    view_outputs)

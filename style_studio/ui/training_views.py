@@ -7,7 +7,6 @@ Kept apart from the layout so each piece is a small function of the studio's sta
 from __future__ import annotations
 
 import html
-import shutil
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,8 @@ ADVANCED_FIELDS = ("max_steps", "epochs", "batch_size", "resolution",
                    "caption_dropout", "repeats", "seed", "targets",
                    "flip", "gradient_checkpointing", "train_text_encoder", "mixed_precision",
                    "sample_every", "checkpoint_every", "keep_checkpoints", "sample_steps")
-STATUS_ICONS = {"running": "●", "done": "✓", "failed": "✗", "cancelled": "■",
-                "interrupted": "⚠"}
+STATUS_ICONS = {"running": "●", "waiting": "○", "done": "✓", "failed": "✗",
+                "cancelled": "■", "interrupted": "⚠"}
 HISTORY_HEADERS = ["Run", "Status", "Steps", "Started", "Images", "Base model", "Flags",
                    "Energy"]
 
@@ -99,6 +98,7 @@ def dataset_markdown(plan: TrainingPlan) -> str:
     if not included:
         lines.append("Nothing can be trained yet: clear consent in **Consent & licence** and "
                      "approve captions in **Captions**.")
+    lines += [f"⚠ {escape_md(warning)}" for warning in plan.warnings]
     creators = sorted({item.creator for item in plan.included})
     if creators:
         lines.append("Creators: " + ", ".join(escape_md(c) for c in creators) + ".")
@@ -159,20 +159,22 @@ def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
     """Long format for gr.LinePlot: raw and smoothed loss per step."""
     rows = [(m["step"], m["loss"], "loss") for m in metrics if "loss" in m]
     rows += [(m["step"], m["loss_smooth"], "smoothed") for m in metrics if "loss_smooth" in m]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    frame = pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return frame.astype({"step": "int64", "loss": "float64", "series": "str"})
+
+
+def style_frame(scores: list[dict[str, Any]]) -> pd.DataFrame:
+    """The samples' style distance per sampled step (typed, so the first point draws)."""
+    frame = pd.DataFrame([(int(r["step"]), float(r["style_distance"])) for r in scores
+                          if "style_distance" in r], columns=["step", "style distance"])
+    return frame.astype({"step": "int64", "style distance": "float64"})
 
 
 def served_samples(studio: Studio, run: Run) -> list[tuple[str, str]]:
     """Sample images copied into the app's cache (the workspace itself is never served)."""
-    target = studio.workspace.upload_cache / "training-samples" / run.id
-    items = []
-    for sample in studio.training.samples(run.id):
-        copy = target / sample.path.name
-        if not copy.exists():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(sample.path, copy)
-        items.append((str(copy), f"Step {sample.step} · {sample.prompt} · seed {sample.seed}"))
-    return items
+    return [(str(studio.workspace.browser_copy(sample.path, "training-samples", run.id)),
+             f"Step {sample.step} · {sample.prompt} · seed {sample.seed}")
+            for sample in studio.training.samples(run.id)]
 
 
 def energy_markdown(run: Run | None) -> str:
@@ -193,7 +195,8 @@ def history_rows(runs: list[Run]) -> list[list[Any]]:
         energy = EnergyReport.from_dict(run.energy)
         energy_text = "" if energy is None else (
             f"{energy.energy_wh:.2f} Wh" + (" (est.)" if energy.estimated else ""))
-        rows.append([run.id, f"{STATUS_ICONS.get(run.status, '')} {run.status}",
+        status = run.shown_status  # a queued run is "waiting", not "running"
+        rows.append([run.id, f"{STATUS_ICONS.get(status, '')} {status}",
                      f"{run.step}/{run.total_steps}", run.created_at.replace("T", " ")[:16],
                      run.image_count, run.base_model, "; ".join(run.flags) or "—",
                      energy_text])
@@ -201,7 +204,7 @@ def history_rows(runs: list[Run]) -> list[list[Any]]:
 
 
 def run_choices(runs: list[Run]) -> list[tuple[str, str]]:
-    return [(f"{r.created_at.replace('T', ' ')[:16]} · {r.status} · step {r.step}/"
+    return [(f"{r.created_at.replace('T', ' ')[:16]} · {r.shown_status} · step {r.step}/"
              f"{r.total_steps}" + (" · ⚠ " + ", ".join(r.flags) if r.flags else ""), r.id)
             for r in runs]
 

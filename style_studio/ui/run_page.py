@@ -1,0 +1,82 @@
+"""The run page's components: a run's summary, its settings, its files, its images.
+
+Built into the Training tab in two places (the summary under the run picker, the
+details under the charts and samples) and refreshed by the tab's view whenever the run
+shown, its status or its flags change: not on every training step, since it copies
+thumbnails and files into the upload cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from style_studio.studio import Studio
+from style_studio.training import Run
+
+from . import run_views
+
+
+class RunPage:
+    """The components; `values` fills them for a run, in the order of `outputs`."""
+
+    settings: gr.Markdown
+    files_note: gr.Markdown
+    downloads: list[gr.DownloadButton]
+    images_heading: gr.Markdown
+    gallery: gr.Gallery
+    images: gr.Dataframe
+
+    def __init__(self) -> None:
+        """The summary, placed where the page is made; `build_details` places the rest."""
+        self.summary = gr.Markdown(elem_id="run-summary")
+
+    def build_details(self) -> None:
+        """Settings, downloads and images, placed where this is called."""
+        with gr.Accordion("Settings of this run", open=False, elem_id="run-settings-box"):
+            self.settings = gr.Markdown(elem_id="run-settings")
+        gr.Markdown("#### Files of this run", elem_id="run-files-title")
+        self.files_note = gr.Markdown(elem_id="run-files-note")
+        with gr.Row(elem_id="run-downloads"):
+            self.downloads = [gr.DownloadButton(
+                label, elem_id=elem_id, visible=False, size="md",
+                variant="primary" if key == "zip" else "secondary")
+                for key, label, elem_id in run_views.DOWNLOADS]
+        self.images_heading = gr.Markdown("#### Images this LoRA was trained on",
+                                          elem_id="run-images-title")
+        self.gallery = gr.Gallery(label="Thumbnails (file · creator · licence)", columns=8,
+                                  height="auto", object_fit="cover", allow_preview=True,
+                                  elem_id="run-thumbs")
+        self.images = gr.Dataframe(headers=run_views.IMAGE_HEADERS, interactive=False,
+                                   wrap=True, elem_id="run-images",
+                                   column_widths=run_views.IMAGE_WIDTHS,
+                                   label="Every image behind this run")
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.summary, self.settings, self.files_note, *self.downloads,
+                self.images_heading, self.gallery, self.images]
+
+    def unchanged(self) -> tuple[Any, ...]:
+        return (gr.update(),) * len(self.outputs)
+
+    def values(self, studio: Studio, run: Run | None) -> tuple[Any, ...]:
+        if run is None:
+            hidden = [gr.update(value=None, visible=False) for _ in self.downloads]
+            return (run_views.summary_markdown(None, []), "", "", *hidden,
+                    run_views.images_heading([]), [], [])
+        images = studio.training.run_images(run.id)
+        files = studio.training.run_files(run.id)
+        # The zip waits for the end: while a run trains, its files still change.
+        bundle = None if run.active else studio.training.run_bundle(run.id)
+        downloads = [gr.update(**values)
+                     for values in run_views.download_values(files, bundle)]
+        return (run_views.summary_markdown(run, images), run_views.settings_markdown(run),
+                run_views.files_note(run, files), *downloads,
+                run_views.images_heading(images),
+                run_views.gallery_items(studio, run, images), run_views.image_rows(images))
+
+
+def build() -> RunPage:
+    return RunPage()
