@@ -36,7 +36,7 @@ LABELS: dict[str, tuple[str, str]] = {
                    "0 = native: 512 for SD 1.x, 1024 for SDXL, 256 for the toy model"),
     "rank": ("Rank", "LoRA capacity; 8-32 suits a style"),
     "alpha": ("Alpha", "scale = alpha / rank"),
-    "learning_rate": ("Learning rate", "1e-4 is a safe start"),
+    "learning_rate": ("Learning rate", "1e-4 suits long runs; 1e-3 for a 400-step draft"),
     "optimizer": ("Optimizer", ""),
     "lr_scheduler": ("Learning-rate schedule", ""),
     "lr_warmup_steps": ("Warm-up steps", ""),
