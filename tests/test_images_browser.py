@@ -88,3 +88,6 @@ def test_three_uploaded_images_appear_in_the_gallery(app_url, page, tmp_path):
     leftovers = [p.name for p in cache.rglob("*") if p.is_file()
                  and p.name in {"heron.png", "crane.jpg", "reeds.webp", "not-an-image.png"}]
     assert leftovers == []  # the uploaded temporary copies were deleted after the import
+    # Gradio's File opened one unused empty temp file per upload in the cache (issue 12).
+    empty = [p.name for p in cache.rglob("*") if p.is_file() and p.stat().st_size == 0]
+    assert empty == []

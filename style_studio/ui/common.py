@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gradio as gr
+from gradio.utils import NamedString
+from gradio_client.utils import is_valid_file
 
 from style_studio.errors import StudioError
 from style_studio.studio import Studio
@@ -101,3 +103,23 @@ def need_style(style_id: str | None) -> str:
         raise gr.Error("Choose or create a style first (top of the page).",
                        print_exception=False)
     return style_id
+
+
+class UploadFile(gr.File):
+    """gr.File that hands on the uploaded path without leaving an empty file behind.
+
+    Gradio 6.31's `File` opens a `NamedTemporaryFile` in its cache for every uploaded
+    file in "filepath" mode and never uses it (components/file.py): one 0-byte file per
+    upload stayed in the workspace's cache. The browser side is the plain File widget.
+    """
+
+    def get_block_name(self) -> str:
+        return "file"
+
+    def _process_single_file(self, f):  # type: ignore[override]
+        if self.type != "filepath":
+            return super()._process_single_file(f)
+        if self.file_types and not is_valid_file(f.path, self.file_types):
+            raise gr.Error("This kind of file is not accepted here. Please upload one of: "
+                           + ", ".join(self.file_types) + ".")
+        return NamedString(f.path)
