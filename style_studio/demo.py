@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
-
 from .consent import ConsentRecord
 from .errors import InvalidInput, NotFound, StudioError
 from .styles import Style
@@ -29,7 +26,6 @@ DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo-style"
 DEMO_KEY = "demo_style_id"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 REMAKE = "python scripts/make_demo_style.py"
-PALETTE_COLOURS = 12
 
 
 @dataclass(frozen=True)
@@ -81,27 +77,6 @@ class DemoAssets:
                            "(LICENSE.txt)."),
             evidence_file=evidence_file, status="cleared",
             notes="Demo style shipped with Style Studio.")
-
-
-def style_palette(images: list[Image.Image], colours: int = PALETTE_COLOURS) -> np.ndarray:
-    """The `colours` most representative RGB colours of a set of pictures (median cut)."""
-    tiles = [im.convert("RGB").resize((64, 64)) for im in images]
-    if not tiles:
-        raise InvalidInput("A palette needs at least one picture.")
-    sheet = Image.new("RGB", (64 * len(tiles), 64))
-    for k, tile in enumerate(tiles):
-        sheet.paste(tile, (64 * k, 0))
-    quantised = sheet.quantize(colours, method=Image.Quantize.MEDIANCUT)
-    flat = np.array(quantised.getpalette()[: 3 * colours], dtype=np.float32)
-    return flat.reshape(-1, 3)
-
-
-def palette_distance(image: Image.Image, palette: np.ndarray) -> float:
-    """Mean distance (RGB, 0-441) from each pixel to its nearest palette colour: how far
-    a picture is from a style's colours, whatever it shows."""
-    pixels = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.float32).reshape(-1, 3)
-    gaps = np.linalg.norm(pixels[:, None, :] - palette[None, :, :], axis=2)
-    return float(gaps.min(axis=1).mean())
 
 
 def demo_style(studio: Studio) -> Style | None:

@@ -31,7 +31,8 @@ from diffusers import DDPMScheduler, DiffusionPipeline
 
 from .family import TOY_ID, TOY_SIDE
 from .files import atomic_write_json
-from .synthetic import shapes_image
+from .objective import denoising_target
+from .synthetic import shapes_image, texture_image
 from .tiny_models import TINY_MARKER
 from .toy_parts import toy_pipeline
 
@@ -42,31 +43,40 @@ ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / TOY_ID
 
 @dataclass(frozen=True)
 class ToyRecipe:
-    """The measured recipe (STACK-NOTES): full weights, lr 1e-3, 32x32 latents."""
+    """The measured recipe (STACK-NOTES): full weights, lr 1e-3 decaying, 32x32 latents."""
 
-    # 1200 steps of 8 from 192 pictures: the samples are clean coloured shapes; after
-    # 400 of 4 from 48 they were still noisy (toy_parts.py's VAE shows the difference).
-    steps: int = 1200
+    # 1600 steps of 8 from 192 pictures (cosine decay): 1200 at a constant rate left the
+    # zero-terminal-SNR model's samples grainy; 400 of 4 from 48 were noisy throughout.
+    steps: int = 1600
     learning_rate: float = 1e-3
     batch_size: int = 8
     image_size: int = TOY_SIDE
     pool_size: int = 192
+    texture_share: float = 0.5  # stripes and dots in random colours, beside the shapes
+    caption_dropout: float = 0.1  # empty prompts, so classifier-free guidance has an anchor
 
 
 def toy_folder_name(seed: int) -> str:
     return TOY_ID if seed == 0 else f"{TOY_ID}-seed{seed}"
 
 
+def _pool_image(rng: np.random.Generator, recipe: ToyRecipe):
+    if rng.uniform() < recipe.texture_share:
+        return texture_image(rng, recipe.image_size)
+    return shapes_image(rng, recipe.image_size)
+
+
 def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
-                 recipe: ToyRecipe) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents (VAE means) and text embeddings of a pool of random shape images.
+                 recipe: ToyRecipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Latents (VAE means), text embeddings and the empty prompt's embedding of a pool
+    of random shape and texture images.
 
     The random VAE's latents are far smaller than a real VAE's, so its scaling factor is
     set here to 1 / their std, as SD's own factor was chosen: otherwise the noisy latents
     are almost pure noise and the UNet has no image left to learn from.
     """
-    pictures, captions = zip(*(shapes_image(rng, recipe.image_size)
-                               for _ in range(recipe.pool_size)), strict=True)
+    pictures, captions = zip(*(_pool_image(rng, recipe) for _ in range(recipe.pool_size)),
+                             strict=True)
     pixels = torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).float()
     pixels = pixels.permute(0, 3, 1, 2) / 127.5 - 1.0
     with torch.no_grad():
@@ -74,22 +84,30 @@ def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
                              for chunk in pixels.split(8)])
         pipe.vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
         latents = latents * pipe.vae.config.scaling_factor
-        ids = pipe.tokenizer(list(captions), padding="max_length", truncation=True,
+        ids = pipe.tokenizer([*captions, ""], padding="max_length", truncation=True,
                              max_length=pipe.tokenizer.model_max_length,
                              return_tensors="pt").input_ids
         embeds = pipe.text_encoder(ids)[0]
-    return latents, embeds
+    return latents, embeds[:-1], embeds[-1]
 
 
 def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()) -> list[float]:
-    """Train the tiny UNet's full weights as a denoiser of shape images; returns losses."""
+    """Train the tiny UNet's full weights as a denoiser of the pool; returns losses.
+
+    The target is the scheduler's (v-prediction on the zero-terminal-SNR schedule,
+    `toy_parts.zero_snr_scheduler`), and a share of the captions is dropped to the empty
+    prompt, as SD was trained, so guidance has an unconditional prediction to push from.
+    """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    latents, embeds = _encode_pool(pipe, rng, recipe)
+    latents, embeds, empty = _encode_pool(pipe, rng, recipe)
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     unet = pipe.unet
     unet.train()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.learning_rate)
+    # Cosine decay to zero: the last steps settle the weights instead of jittering at
+    # full rate, which left the samples grainy (benchmarks.md).
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
     losses = []
     for _ in range(recipe.steps):
         pick = torch.randint(0, len(latents), (recipe.batch_size,), generator=gen)
@@ -97,12 +115,15 @@ def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()
         noise = torch.randn(clean.shape, generator=gen)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps,
                                   (recipe.batch_size,), generator=gen)
+        drop = torch.rand(recipe.batch_size, generator=gen) < recipe.caption_dropout
+        cond = torch.where(drop[:, None, None], empty, embeds[pick])
         noisy = scheduler.add_noise(clean, noise, timesteps)
-        pred = unet(noisy, timesteps, embeds[pick]).sample
-        loss = F.mse_loss(pred, noise)
+        pred = unet(noisy, timesteps, cond).sample
+        loss = F.mse_loss(pred, denoising_target(scheduler, clean, noise, timesteps))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         losses.append(float(loss.detach()))
     unet.eval()
     return losses

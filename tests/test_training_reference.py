@@ -98,3 +98,22 @@ def test_first_step_loss_equals_the_diffusers_reference(tmp_path, base, size, ga
         trainer.release()
     assert all(e.caption.startswith("shapestyle") for e in examples)
     assert got == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_min_snr_on_a_zero_terminal_snr_schedule():
+    """SNR is 0 at the last step there: no NaN weight, and the run turns min-SNR off
+    (it would give the step where a picture's colour is made no weight)."""
+    from diffusers import DDPMScheduler
+
+    from style_studio.objective import effective_min_snr_gamma, min_snr_weights
+
+    sd = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    zero = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                         rescale_betas_zero_snr=True, prediction_type="v_prediction")
+    last = torch.tensor([999])
+    assert compute_snr(zero, last).item() == 0.0
+    assert min_snr_weights(zero, last, 5.0).item() == 0.0  # v: min(0, 5) / (0 + 1)
+    eps_zero = DDPMScheduler.from_config(zero.config, prediction_type="epsilon")
+    assert min_snr_weights(eps_zero, last, 5.0).item() == 1.0  # the limit, not 0/0
+    assert effective_min_snr_gamma(zero, 5.0) == 0.0
+    assert effective_min_snr_gamma(sd, 5.0) == 5.0
