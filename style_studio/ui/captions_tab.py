@@ -18,7 +18,7 @@ from style_studio.errors import StudioError
 from style_studio.jobs import Job
 
 from . import caption_views as views
-from .common import UIContext, UploadFile, escape_md, guard, need_style
+from .common import UIContext, escape_md, guard, need_style, upload_file
 
 
 def build(ctx: UIContext) -> None:
@@ -127,7 +127,7 @@ def build(ctx: UIContext) -> None:
             export_btn = gr.Button("Export captions (.zip)", elem_id="captions-export")
         export_file = gr.File(label="Download", interactive=False, elem_id="captions-download")
         with gr.Row():
-            upload = UploadFile(label=".txt files named like the images, or a .zip of them",
+            upload = upload_file(label=".txt files named like the images, or a .zip of them",
                              file_count="multiple", file_types=[".txt", ".zip"],
                              type="filepath", height=120, scale=3)
             with gr.Column(scale=1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -105,21 +106,22 @@ def need_style(style_id: str | None) -> str:
     return style_id
 
 
-class UploadFile(gr.File):
+def upload_file(**kwargs: Any) -> gr.File:
     """gr.File that hands on the uploaded path without leaving an empty file behind.
 
     Gradio 6.31's `File` opens a `NamedTemporaryFile` in its cache for every uploaded
     file in "filepath" mode and never uses it (components/file.py): one 0-byte file per
-    upload stayed in the workspace's cache. The browser side is the plain File widget.
+    upload stayed in the workspace's cache. The override is bound to the instance, since
+    subclassing a component makes Gradio write a .pyi stub beside this module.
     """
+    component = gr.File(**kwargs)
+    if component.type == "filepath":
+        component._process_single_file = types.MethodType(_uploaded_path, component)
+    return component
 
-    def get_block_name(self) -> str:
-        return "file"
 
-    def _process_single_file(self, f):  # type: ignore[override]
-        if self.type != "filepath":
-            return super()._process_single_file(f)
-        if self.file_types and not is_valid_file(f.path, self.file_types):
-            raise gr.Error("This kind of file is not accepted here. Please upload one of: "
-                           + ", ".join(self.file_types) + ".")
-        return NamedString(f.path)
+def _uploaded_path(self: gr.File, f: Any) -> NamedString:
+    if self.file_types and not is_valid_file(f.path, self.file_types):
+        raise gr.Error("This kind of file is not accepted here. Please upload one of: "
+                       + ", ".join(self.file_types) + ".")
+    return NamedString(f.path)

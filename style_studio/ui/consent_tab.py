@@ -19,7 +19,7 @@ from style_studio.gate import TrainingPlan
 from style_studio.licences import LICENCES, RELATIONSHIPS, STATUSES, licence_label
 from style_studio.studio import Studio
 
-from .common import UIContext, UploadFile, guard, need_style
+from .common import UIContext, guard, need_style, upload_file
 
 EVIDENCE_TYPES = [".pdf", ".png", ".jpg", ".jpeg", ".webp", ".txt", ".md", ".eml", ".docx",
                   ".odt", ".rtf", ".html"]
@@ -75,7 +75,7 @@ def _form(prefix: str, bulk: bool) -> RecordForm:
         licence_text = gr.Textbox(label="Licence text (custom licence)", lines=2)
         evidence_text = gr.Textbox(label="Permission evidence", lines=2,
                                    placeholder="e.g. email from Ana Pérez, 3 May 2025")
-        evidence_upload = UploadFile(label="Evidence document (kept with the style)",
+        evidence_upload = upload_file(label="Evidence document (kept with the style)",
                                   file_types=EVIDENCE_TYPES, type="filepath", height=120)
     notes = gr.Textbox(label="Notes", lines=1, elem_id=f"{prefix}-notes")
     return RecordForm(creator, relationship, source, licence, licence_text, evidence_text,
@@ -221,7 +221,7 @@ def build(ctx: UIContext) -> None:
             download = gr.File(label="Download", visible=False, interactive=False,
                                elem_id="consent-download")
         with gr.Row():
-            ledger_in = UploadFile(label="Import a ledger (.csv / .json)", type="filepath",
+            ledger_in = upload_file(label="Import a ledger (.csv / .json)", type="filepath",
                                 file_types=[".csv", ".json"])
             import_btn = gr.Button("Import ledger")
 

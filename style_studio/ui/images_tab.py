@@ -20,7 +20,7 @@ from style_studio.jobs import Job
 from style_studio.sizes import human_size
 from style_studio.studio import Studio
 
-from .common import UIContext, UploadFile, escape_md, guard, job_state_markdown, need_style
+from .common import UIContext, escape_md, guard, job_state_markdown, need_style, upload_file
 
 FILTER_LABELS = {"all": "All", "needs caption": "Needs caption",
                  "needs consent": "Needs consent", "flagged": "Flagged"}
@@ -167,7 +167,7 @@ class ImagesTab:
                     "stored as a clean copy (upright, RGB, no EXIF or GPS) and hashed.")
         self.summary = gr.Markdown(elem_id="images-summary")
         with gr.Row(equal_height=True):
-            self.upload = UploadFile(label="Add images (JPEG, PNG, WebP, GIF, BMP, TIFF), a .zip, "
+            self.upload = upload_file(label="Add images (JPEG, PNG, WebP, GIF, BMP, TIFF), a .zip, "
                                   "and .txt captions", file_count="multiple", type="filepath",
                                   height=140, scale=3, elem_id="images-upload")
             with gr.Column(scale=2):
