@@ -9,11 +9,16 @@ Measures, in one process (offline, CPU unless a GPU is present):
 - training:  the Quick draft preset on the demo style and the toy base, as the
              Training tab starts it (samples and checkpoints included)
 - A/B:       the Playground's A/B (base vs LoRA, same seeds), and how far each image is
-             from the demo's palette (mean RGB distance to the nearest palette colour)
+             from the demo style (`style_signature`: Lab colour histogram + lightness
+             spectrum, 0-1), plus the LoRA images' fine detail over the training images'
 
-The last line is `demo: toy_build_s=<a> train_s=<b> ab_s=<c> palette_base=<d>
-palette_lora=<e>`; wall seconds, with the process's CPU seconds printed beside them
-(this 2-core machine is shared, so CPU time is the steadier figure).
+It fails (exit 1) unless the LoRA image is closer to the style than the base image on
+every seed and its fine detail is no higher than the training images' (`hf_ratio` <= 1):
+the speckle of issue 11 passed the old palette measure and fails this one.
+
+The last line is `demo: toy_build_s=<a> train_s=<b> ab_s=<c> style_base=<d>
+style_lora=<e> hf_ratio=<f>`; wall seconds, with the process's CPU seconds printed beside
+them (this 2-core machine is shared, so CPU time is the steadier figure).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ sys.path[:0] = [str(ROOT)]
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from style_studio.demo import DemoAssets, open_demo_style, palette_distance, style_palette  # noqa: E402
+from style_studio.demo import DemoAssets, open_demo_style  # noqa: E402
 from style_studio.generate import GenerateRequest  # noqa: E402
+from style_studio.grids import GridLayout, compose_grid  # noqa: E402
 from style_studio.studio import Studio, StudioConfig  # noqa: E402
+from style_studio.style_signature import StyleSignature, compare_ab  # noqa: E402
 from style_studio.toy_model import ASSET_DIR, TOY_ID, build_toy_model, ensure_toy_model  # noqa: E402
 from style_studio.training_config import TrainConfig  # noqa: E402
 
@@ -67,8 +74,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--skip-toy-build", action="store_true",
                         help="do not rebuild the toy model from scratch (~minutes)")
-    parser.add_argument("--seeds", type=int, default=4, help="A/B pairs to generate")
+    parser.add_argument("--seeds", type=int, default=8, help="A/B pairs to generate")
     parser.add_argument("--keep", type=Path, help="keep the workspace here")
+    parser.add_argument("--grid", type=Path, help="write the A/B grid (base row, LoRA row, "
+                        "training images row) as a PNG here, e.g. docs/images/demo-ab.png")
     return parser.parse_args()
 
 
@@ -90,7 +99,18 @@ def bench_toy(root: Path, skip_build: bool) -> dict:
     return result
 
 
-def bench_demo(root: Path, threads: int, seeds: int) -> dict:
+def ab_grid(base: list[Image.Image], lora: list[Image.Image], per_seed: list, path: Path) -> None:
+    """Base row, LoRA row, training images row: what the README shows."""
+    training = [Image.open(p) for p in DemoAssets.load().files[: len(base)]]
+    layout = GridLayout(["A · base", "B · LoRA", "training images"],
+                        [f"seed {seed}: {a:.2f} -> {b:.2f}" for seed, a, b in per_seed],
+                        title="Demo style, Quick draft on the toy model - style distance "
+                              "base -> LoRA (lower is closer)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compose_grid([base, lora, training], layout).image.save(path, optimize=True)
+
+
+def bench_demo(root: Path, threads: int, seeds: int, grid: Path | None) -> dict:
     result: dict = {}
     with Studio.open(root / "ws", StudioConfig(torch_threads=threads)) as studio:
         with Clock() as opened:
@@ -111,20 +131,25 @@ def bench_demo(root: Path, threads: int, seeds: int) -> dict:
             job = studio.jobs.wait(studio.playground.submit_ab(request).id, timeout=1800)
         outputs = studio.playground.outputs(job.id)
         print(f"A/B, {seeds} seeds:                 {ab}", flush=True)
-        palette = style_palette([Image.open(p) for p in DemoAssets.load().files])
-        base = [palette_distance(Image.open(o.path), palette) for o in outputs
-                if o.label == "A"]
-        lora = [palette_distance(Image.open(o.path), palette) for o in outputs
-                if o.label == "B"]
-        print(f"palette distance, base: {[round(d, 1) for d in base]}", flush=True)
-        print(f"palette distance, LoRA: {[round(d, 1) for d in lora]}", flush=True)
+        signature = StyleSignature.of_files(DemoAssets.load().files)
+        pairs = {label: [o for o in outputs if o.label == label] for label in ("A", "B")}
+        images = {label: [Image.open(o.path) for o in items] for label, items in pairs.items()}
+        verdict = compare_ab(images["A"], images["B"], signature,
+                             [o.settings.seed for o in pairs["A"]])
+        if grid:
+            ab_grid(images["A"], images["B"], verdict.per_seed, grid)
+        print(f"style distance, base: {[round(a, 3) for _, a, _ in verdict.per_seed]}")
+        print(f"style distance, LoRA: {[round(b, 3) for _, _, b in verdict.per_seed]}")
+        print(verdict.summary(), flush=True)
         result = {
             "open": {"wall_s": opened.wall, "cpu_s": opened.cpu},
             "train": {"wall_s": train.wall, "cpu_s": train.cpu, "steps": run.step,
                       "config": config.to_dict(), "loss_first": metrics[0]["loss_smooth"],
                       "loss_last": metrics[-1]["loss_smooth"]},
             "ab": {"wall_s": ab.wall, "cpu_s": ab.cpu, "seeds": seeds},
-            "palette_base": sum(base) / len(base), "palette_lora": sum(lora) / len(lora),
+            "style_base": verdict.base.total, "style_lora": verdict.lora.total,
+            "hf_ratio": verdict.lora.hf_ratio, "closer_on": verdict.closer_on,
+            "per_seed": verdict.per_seed, "shows_style": verdict.shows_style(),
         }
     return result
 
@@ -137,15 +162,19 @@ def main() -> None:
         print(f"torch threads: {args.threads}; load average {os.getloadavg()[0]:.1f}")
         result = {"threads": args.threads, "load_before": os.getloadavg()[0]}
         result["toy"] = bench_toy(root, args.skip_toy_build)
-        result.update(bench_demo(root, args.threads, args.seeds))
+        result.update(bench_demo(root, args.threads, args.seeds, args.grid))
         result["load_after"] = os.getloadavg()[0]
         out = ROOT / "bench" / "out"
         out.mkdir(parents=True, exist_ok=True)
         (out / "demo.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         build = result["toy"].get("build", {}).get("wall_s", float("nan"))
         print(f"demo: toy_build_s={build:.0f} train_s={result['train']['wall_s']:.0f} "
-              f"ab_s={result['ab']['wall_s']:.0f} palette_base={result['palette_base']:.1f} "
-              f"palette_lora={result['palette_lora']:.1f}")
+              f"ab_s={result['ab']['wall_s']:.0f} style_base={result['style_base']:.3f} "
+              f"style_lora={result['style_lora']:.3f} hf_ratio={result['hf_ratio']:.2f}")
+        if not result["shows_style"]:
+            raise SystemExit("The LoRA does not show the style: closer than the base on "
+                             f"{result['closer_on']} of {args.seeds} seeds, fine detail "
+                             f"{result['hf_ratio']:.2f}x the training images'.")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
