@@ -83,14 +83,23 @@ class AtomicJSONStorage(Storage):
         else:
             self.flush()
 
-    def flush(self) -> None:
-        self._dirty = False
+    def _write_temp(self) -> str:
+        """The current text in an fsynced temp file beside the store; its path."""
         fd, tmp = tempfile.mkstemp(prefix=".studio.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self._text)
                 handle.flush()
                 os.fsync(handle.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def flush(self) -> None:
+        self._dirty = False
+        tmp = self._write_temp()
+        try:
             if self.path.exists():
                 os.replace(self.path, self.backup)
             os.replace(tmp, self.path)
@@ -111,12 +120,8 @@ class AtomicJSONStorage(Storage):
         """
         if self._dirty:
             self.flush()
-        fd, tmp = tempfile.mkstemp(prefix=".studio.", suffix=".tmp", dir=self.path.parent)
+        tmp = self._write_temp()
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(self._text)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(tmp, self.backup)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
