@@ -37,25 +37,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
-from training_helpers import make_trainable_style  # noqa: E402
+from training_helpers import Quiet, make_trainable_style  # noqa: E402
 
 from style_studio.conditioning import TextConditioner  # noqa: E402
 from style_studio.studio import Studio  # noqa: E402
 from style_studio.trainer import Trainer, TrainSpec  # noqa: E402
 from style_studio.training_config import TARGETS, TrainConfig  # noqa: E402
 from style_studio.training_data import fit_to_bucket  # noqa: E402
-
-
-class Quiet:
-    """A job context that reports nowhere."""
-
-    cancel_requested = False
-
-    def progress(self, *args, **kwargs) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
 
 
 def parse_args() -> argparse.Namespace:

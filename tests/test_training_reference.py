@@ -14,21 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
-from training_helpers import make_trainable_style, tiny_config
+from training_helpers import Quiet, make_trainable_style, tiny_config
 
 from style_studio.studio import Studio
 from style_studio.toy_model import TOY_ID
 from style_studio.trainer import Trainer, TrainSpec
-
-
-class Quiet:
-    cancel_requested = False
-
-    def progress(self, *args, **kwargs) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
 
 
 def reference_loss(noise_scheduler, unet, text_encoder, tokenizer, latents, captions,

@@ -65,3 +65,15 @@ def tiny_config(**overrides) -> TrainConfig:
                 lr_scheduler="constant", lr_warmup_steps=0)
     base.update(overrides)
     return TrainConfig.preset("quick", **base)
+
+
+class Quiet:
+    """A job context that reports nowhere: for driving a Trainer directly."""
+
+    cancel_requested = False
+
+    def progress(self, *args, **kwargs) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
