@@ -58,8 +58,11 @@ def summary_markdown(run: Run | None, images: list[RunImage]) -> str:
     if run is None:
         return "No run to show yet: start one above."
     ended = f" · finished {_when(run.finished_at)}" if run.finished_at else ""
-    lines = [f"#### Run `{run.id}` — {run.shown_status}, step {run.step} of "
-             f"{run.total_steps}",
+    # The page is redrawn when the run's status changes, not every step: while it
+    # trains, the live step is in the progress bar above, not a stale copy here.
+    where = ("see the progress bar above" if run.active
+             else f"step {run.step} of {run.total_steps}")
+    lines = [f"#### Run `{run.id}` — {run.shown_status}, {where}",
              f"Started {_when(run.created_at)}{ended} · base model `{escape_md(run.base_model)}`"
              + (f" (identity `{escape_md(run.base_model_identity)}`)"
                 if run.base_model_identity else "")]
