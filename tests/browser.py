@@ -129,3 +129,10 @@ def page(chromium_browser):
     tab.set_default_timeout(30_000)
     yield tab
     context.close()
+
+
+def fill_number(page, elem_id: str, value: int) -> None:
+    """Type into a gr.Number and leave it, so Gradio sees the change."""
+    field = page.locator(f"#{elem_id} input").first
+    field.fill(str(value))
+    field.press("Tab")

@@ -20,10 +20,9 @@ import gradio as gr
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
-from training_helpers import make_trainable_style
+from training_helpers import trainable_workspace
 
-from browser import ARTIFACTS, screenshot
-from style_studio.studio import Studio
+from browser import ARTIFACTS, fill_number, screenshot
 from style_studio.ui.training_views import loss_frame
 
 pytestmark = pytest.mark.browser
@@ -52,16 +51,7 @@ NUMBER = re.compile(r"^[\u2212-]?\d[\d,]*(\.\d+)?(e[\u2212-]?\d+)?$")
 @pytest.fixture
 def app_workspace(tmp_path):
     """A style with four cleared, captioned images, made before the app starts."""
-    workspace = tmp_path / "workspace"
-    with Studio.open(workspace) as studio:
-        make_trainable_style(studio, tmp_path, count=4, name="Loss chart shapes")
-    return workspace
-
-
-def fill_number(page, elem_id: str, value: int) -> None:
-    field = page.locator(f"#{elem_id} input").first
-    field.fill(str(value))
-    field.press("Tab")
+    return trainable_workspace(tmp_path, "Loss chart shapes")
 
 
 def metrics_rows(workspace: Path) -> list[dict]:

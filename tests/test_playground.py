@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from playground_fixtures import make_lora_run, manifest_sha256, save_random_lora
+from training_helpers import hold_device
 
 from style_studio.errors import InvalidInput, NotFound
 from style_studio.files import sha256_file
@@ -344,15 +345,7 @@ def test_a_run_trained_by_the_real_trainer_plays_back(studio, tmp_path):
 
 
 def test_the_cache_makes_room_for_training_queued_behind_a_generation(studio, style):
-    started, release = threading.Event(), threading.Event()
-
-    def hold_device(ctx: JobContext) -> dict:
-        started.set()
-        assert release.wait(60)
-        return {}
-
-    studio.jobs.submit("caption", hold_device, title="Captioning")
-    assert started.wait(10)
+    release = hold_device(studio)
     job = studio.playground.submit(ask(style))
     training = studio.jobs.submit("training", lambda ctx: {}, title="Training")
     release.set()

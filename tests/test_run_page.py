@@ -5,15 +5,13 @@ choice of run (the newest finished one, not a newer cancelled try)."""
 from __future__ import annotations
 
 import json
-import threading
 import zipfile
 
 import pytest
 from playground_fixtures import make_lora_run
-from training_helpers import make_trainable_style, tiny_config
+from training_helpers import hold_device, make_trainable_style, tiny_config
 
 from style_studio.errors import InvalidInput
-from style_studio.jobs import JobContext
 
 
 def _age(studio, run_id: str, when: str) -> None:
@@ -120,15 +118,7 @@ def test_run_files_and_zip_are_copies_in_the_upload_cache(studio, trained):
 def test_start_refuses_a_second_run_of_the_style_and_a_queued_run_says_waiting(
         studio, tmp_path):
     style, _ = make_trainable_style(studio, tmp_path, count=2)
-    started, release = threading.Event(), threading.Event()
-
-    def hold_device(ctx: JobContext) -> dict:
-        started.set()
-        assert release.wait(60)
-        return {}
-
-    studio.jobs.submit("caption", hold_device, title="Captioning")
-    assert started.wait(10)
+    release = hold_device(studio)
     try:
         job = studio.training.start(style.id, tiny_config(max_steps=1), base_model="tiny-sd15")
         run = studio.training.get_run(job.params["run_id"])

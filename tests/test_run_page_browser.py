@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from browser import screenshot
+from browser import fill_number, screenshot
 
 pytestmark = pytest.mark.browser
 STEPS = 4
@@ -37,12 +37,6 @@ def close_toasts(page) -> None:
     for button in page.locator(".toast-close").all():
         with contextlib.suppress(PlaywrightError):  # it may close itself meanwhile
             button.click(timeout=2_000)
-
-
-def fill_number(page, elem_id: str, value: int) -> None:
-    field = page.locator(f"#{elem_id} input").first
-    field.fill(str(value))
-    field.press("Tab")
 
 
 def files_holding(root: Path, data: bytes) -> list[Path]:

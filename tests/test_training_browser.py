@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from training_helpers import make_trainable_style
+from training_helpers import trainable_workspace
 
-from browser import screenshot
-from style_studio.studio import Studio
+from browser import fill_number, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -16,16 +15,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def app_workspace(tmp_path):
     """A style with four cleared, captioned images, made before the app starts."""
-    workspace = tmp_path / "workspace"
-    with Studio.open(workspace) as studio:
-        make_trainable_style(studio, tmp_path, count=4, name="Browser shapes")
-    return workspace
-
-
-def fill_number(page, elem_id: str, value: int) -> None:
-    field = page.locator(f"#{elem_id} input").first
-    field.fill(str(value))
-    field.press("Tab")
+    return trainable_workspace(tmp_path, "Browser shapes")
 
 
 def test_train_watch_cancel_and_resume_from_the_page(app_url, page):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from style_studio.studio import Studio
 from style_studio.synthetic import shapes_image, style_images
 from style_studio.training_config import TrainConfig
 
@@ -77,3 +79,26 @@ class Quiet:
 
     def log(self, line: str) -> None:
         pass
+
+
+def trainable_workspace(tmp_path: Path, name: str) -> Path:
+    """A workspace with one style of four cleared, captioned images, made before an app
+    starts on it (one writer at a time)."""
+    workspace = tmp_path / "workspace"
+    with Studio.open(workspace) as studio:
+        make_trainable_style(studio, tmp_path, count=4, name=name)
+    return workspace
+
+
+def hold_device(studio) -> threading.Event:
+    """Occupy the device worker with a job until the returned event is set."""
+    started, release = threading.Event(), threading.Event()
+
+    def job(ctx) -> dict:
+        started.set()
+        assert release.wait(60)
+        return {}
+
+    studio.jobs.submit("caption", job, title="Captioning")
+    assert started.wait(10)
+    return release
