@@ -123,19 +123,28 @@ class StyleSignature:
 
     @classmethod
     def of(cls, images: Iterable[Image.Image]) -> StyleSignature:
-        colours, spectra, fine = [], [], []
-        for image in images:
-            lab = _prepare(image)
-            colours.append(_colour_histogram(lab))
-            spectra.append(_spectrum(lab))
-            fine.append(_fine_energy(lab))
-        if not colours:
+        return cls.merge([cls._of_one(image) for image in images])
+
+    @classmethod
+    def _of_one(cls, image: Image.Image) -> StyleSignature:
+        lab = _prepare(image)
+        return cls(_colour_histogram(lab).tolist(), _spectrum(lab).tolist(),
+                   _fine_energy(lab), 1)
+
+    @classmethod
+    def merge(cls, parts: list[StyleSignature]) -> StyleSignature:
+        """The signature of the pictures of several signatures together, each weighed by
+        its number of pictures: per-image signatures once, then any set of them."""
+        if not parts:
             raise InvalidInput("A style signature needs at least one picture.")
-        spectrum = np.mean(spectra, axis=0)
+        weights = [part.images for part in parts]
+        spectrum = np.average([part.spectrum for part in parts], axis=0, weights=weights)
         total = spectrum.sum()
-        return cls(np.mean(colours, axis=0).tolist(),
+        return cls(np.average([part.colour for part in parts], axis=0,
+                              weights=weights).tolist(),
                    (spectrum / total if total > 0 else spectrum).tolist(),
-                   float(np.mean(fine)), len(colours))
+                   float(np.average([part.fine_energy for part in parts], weights=weights)),
+                   sum(weights))
 
     @classmethod
     def of_files(cls, paths: Iterable[Path]) -> StyleSignature:
@@ -210,7 +219,11 @@ class StyleComparison:
 
 def compare_ab(base: list[Image.Image], lora: list[Image.Image], style: StyleSignature,
                seeds: list[int]) -> StyleComparison:
-    """Score A/B pairs (same seeds, same order) against a style."""
-    per_seed = [(seed, style_distance([a], style).total, style_distance([b], style).total)
-                for seed, a, b in zip(seeds, base, lora, strict=True)]
-    return StyleComparison(style_distance(base, style), style_distance(lora, style), per_seed)
+    """Score A/B pairs (same seeds, same order) against a style; each picture is
+    analysed once, for its own distance and for its set's."""
+    singles = {label: [StyleSignature.of([image]) for image in images]
+               for label, images in (("A", base), ("B", lora))}
+    per_seed = [(seed, style_distance(a, style).total, style_distance(b, style).total)
+                for seed, a, b in zip(seeds, singles["A"], singles["B"], strict=True)]
+    return StyleComparison(style_distance(StyleSignature.merge(singles["A"]), style),
+                           style_distance(StyleSignature.merge(singles["B"]), style), per_seed)
