@@ -427,12 +427,14 @@ class Training:
 
     def _finish(self, run_id: str, status: str, error: str | None, step: int,
                 energy: EnergyReport) -> None:
-        doc = self.store.update("runs", run_id, status=status, error=error, step=step,
-                                finished_at=utc_now(), energy=energy.to_dict())
-        run = self._run(doc)
+        # The card, report and outcome are written before the run reads as finished: the
+        # run page zips them as soon as it sees the status (a zip once held the report
+        # from before its energy line).
+        run = self.get_run(run_id)
+        finished_at = utc_now()
         outcome = {"status": status, "step": step, "total_steps": run.total_steps,
                    "error": error, "energy": energy.to_dict(), "energy_summary": energy.summary(),
-                   "flags": run.flags, "finished_at": doc["finished_at"]}
+                   "flags": run.flags, "finished_at": finished_at}
         try:
             atomic_write_json(run.run_dir / "outcome.json", outcome)
             manifest_path = run.run_dir / "manifest.json"
@@ -441,7 +443,9 @@ class Training:
                 style = self.studio.styles.get(run.style_id)
                 self._write_cards(run.run_dir, manifest, run.manifest_sha256, style, outcome)
         except OSError:
-            pass  # the run record above already holds the outcome
+            pass  # the run record below holds the outcome all the same
+        self.store.update("runs", run_id, status=status, error=error, step=step,
+                          finished_at=finished_at, energy=energy.to_dict())
         self.store.audit(f"training.{status}", run.style_id, run_id=run_id, step=step,
                          error=error)
 
