@@ -10,10 +10,12 @@ run:
 test:
 	bash scripts/setup.sh test
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports --no-cache
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m pytest $(ARGS)
 
 lint:
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports --no-cache
 
 bench:
 	for script in bench/*.py; do HF_HUB_OFFLINE=1 .venv/bin/python $$script || exit 1; done

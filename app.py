@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from style_studio.errors import StudioError
-from style_studio.sizes import human_size
+from style_studio.base.errors import StudioError
+from style_studio.base.units import human_size
+from style_studio.base.workspace import DEFAULT_HOME, HOME_ENV, Workspace
 from style_studio.studio import Studio, StudioConfig
-from style_studio.workspace import DEFAULT_HOME, HOME_ENV, Workspace
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

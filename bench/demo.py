@@ -5,7 +5,7 @@ Measures, in one process (offline, CPU unless a GPU is present):
 - toy base:  building the built-in toy model from scratch (`build_toy_model`, the
              pretraining the shipped `assets/toy-sd15/` came from) and its size on disk;
              copying the shipped folder into a workspace (what a fresh workspace pays)
-- demo:      `open_demo_style` (ingest, approved captions, cleared consent)
+- demo:      `studio.demo.open()` (ingest, approved captions, cleared consent)
 - training:  the Quick draft preset on the demo style and the toy base, as the
              Training tab starts it (samples and checkpoints included)
 - A/B:       the Playground's A/B (base vs LoRA, same seeds), and how far each image is
@@ -39,13 +39,13 @@ sys.path[:0] = [str(ROOT)]
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from style_studio.demo import DemoAssets, open_demo_style  # noqa: E402
-from style_studio.generate import GenerateRequest  # noqa: E402
-from style_studio.grids import GridLayout, compose_grid  # noqa: E402
+from style_studio.demo import DemoAssets  # noqa: E402
+from style_studio.images.style_signature import StyleSignature, compare_ab  # noqa: E402
+from style_studio.models.toy import ASSET_DIR, TOY_ID, build_toy_model, ensure_toy_model  # noqa: E402
+from style_studio.playground.grids import GridLayout, compose_grid  # noqa: E402
+from style_studio.playground.service import GenerateRequest  # noqa: E402
 from style_studio.studio import Studio, StudioConfig  # noqa: E402
-from style_studio.style_signature import StyleSignature, compare_ab  # noqa: E402
-from style_studio.toy_model import ASSET_DIR, TOY_ID, build_toy_model, ensure_toy_model  # noqa: E402
-from style_studio.training_config import TrainConfig  # noqa: E402
+from style_studio.training.config import TrainConfig  # noqa: E402
 
 PROMPT = "mauvestripe, a lighthouse on a rocky coast at dusk"
 
@@ -114,7 +114,7 @@ def bench_demo(root: Path, threads: int, seeds: int, grid: Path | None) -> dict:
     result: dict = {}
     with Studio.open(root / "ws", StudioConfig(torch_threads=threads)) as studio:
         with Clock() as opened:
-            style = open_demo_style(studio)
+            style = studio.demo.open()
         print(f"open the demo style:           {opened}", flush=True)
         config = TrainConfig.preset("quick")
         with Clock() as train:

@@ -83,13 +83,13 @@ def run_naive(files: list[Path], out: Path) -> tuple[float, float]:
 def run_ingest(files: list[Path], out: Path) -> tuple[float, float]:
     """The real import path, built from the light services (no captioner/torch imports)."""
     sys.path.insert(0, str(ROOT))
-    from style_studio.caption_records import CaptionRecords
-    from style_studio.erasure import Eraser
-    from style_studio.images import Images
-    from style_studio.jobs import JobRunner
-    from style_studio.store import Store
-    from style_studio.styles import Styles
-    from style_studio.workspace import Workspace
+    from style_studio.base.erasure import Eraser
+    from style_studio.base.jobs import JobRunner
+    from style_studio.base.store import Store
+    from style_studio.base.styles import Styles
+    from style_studio.base.workspace import Workspace
+    from style_studio.captions.records import CaptionRecords
+    from style_studio.images.service import Images
 
     workspace = Workspace(out / "workspace").ensure()
     store = Store(workspace.db_path)

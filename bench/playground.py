@@ -32,10 +32,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import torch  # noqa: E402
 from playground_fixtures import save_random_lora  # noqa: E402
 
-from style_studio.devices import pick_device  # noqa: E402
-from style_studio.models import load_pipeline  # noqa: E402
-from style_studio.pipeline_cache import LoraSource, PipelineCache  # noqa: E402
-from style_studio.tiny_models import TINY_IDS, ensure_tiny_model  # noqa: E402
+from style_studio.models.devices import pick_device  # noqa: E402
+from style_studio.models.loading import load_pipeline  # noqa: E402
+from style_studio.models.tiny import TINY_IDS, ensure_tiny_model  # noqa: E402
+from style_studio.playground.pipeline_cache import LoraSource, PipelineCache  # noqa: E402
 
 BASE, FAMILY = TINY_IDS["sd15"], "sd15"
 

@@ -39,11 +39,11 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from training_helpers import Quiet, make_trainable_style  # noqa: E402
 
-from style_studio.conditioning import TextConditioner  # noqa: E402
 from style_studio.studio import Studio  # noqa: E402
-from style_studio.trainer import Trainer, TrainSpec  # noqa: E402
-from style_studio.training_config import TARGETS, TrainConfig  # noqa: E402
-from style_studio.training_data import fit_to_bucket  # noqa: E402
+from style_studio.training.conditioning import TextConditioner  # noqa: E402
+from style_studio.training.config import TARGETS, TrainConfig  # noqa: E402
+from style_studio.training.data import fit_to_bucket  # noqa: E402
+from style_studio.training.trainer import Trainer, TrainSpec  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

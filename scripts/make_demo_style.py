@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from style_studio.files import sha256_bytes  # noqa: E402
-from style_studio.synthetic import style_images  # noqa: E402
+from style_studio.base.files import sha256_bytes  # noqa: E402
+from style_studio.models.synthetic import style_images  # noqa: E402
 
 OUT_DIR = ROOT / "assets" / "demo-style"
 ARTWORKS = "artworks"

@@ -1,4 +1,10 @@
-"""The facade the UI, the tests and a future CLI share: one workspace, one store, one worker."""
+"""The facade the UI, the tests and a future CLI share: one workspace, one store, one worker.
+
+`Studio` builds every service in dependency order and hands each what it uses; no service
+holds the `Studio`. Besides the services, this module exports (`__all__`) the types,
+vocabularies and formatting helpers the UI shows: the UI imports from the core only this
+module and the `records` modules (`tests/test_layering.py` checks it).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,52 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .captions import CaptionRecords, Captions
-from .consent import Consent
-from .erasure import Eraser
-from .family import TOY_ID
-from .generate import Playground
-from .images import Images
-from .jobs import JobRunner
-from .models import BaseModelSource, list_base_models
-from .store import Store
-from .styles import Style, Styles
-from .tiny_models import TINY_IDS
-from .training import Training
-from .workspace import Workspace
-from .workspace_lock import WorkspaceLock
+from style_studio.base.erasure import Eraser
+
+# What the UI (and a CLI) may use besides the services.
+from style_studio.base.errors import NotFound, StudioError
+from style_studio.base.family import FAMILY_LABELS, TOY_ID
+from style_studio.base.jobs import Job, JobRunner
+from style_studio.base.licences import LICENCES, RELATIONSHIPS, STATUSES, licence_label
+from style_studio.base.lock import WorkspaceLock
+from style_studio.base.store import Store
+from style_studio.base.styles import Style, Styles
+from style_studio.base.units import format_duration, human_size
+from style_studio.base.workspace import Workspace
+from style_studio.captions.captioners import describe_captioner
+from style_studio.captions.records import CaptionRecords
+from style_studio.captions.service import DEFAULT_TEMPLATE, CaptionRow, Captions
+from style_studio.captions.wording import TokenReport
+from style_studio.consent.gate import TrainingPlan
+from style_studio.consent.service import Consent
+from style_studio.demo import DemoStyle
+from style_studio.images.records import IngestReport
+from style_studio.images.review import FILTERS, GalleryItem
+from style_studio.images.service import Images
+from style_studio.models.loading import BaseModelSource, list_base_models
+from style_studio.models.tiny import TINY_IDS
+from style_studio.playground.output_metadata import read_settings
+from style_studio.playground.service import GenerateRequest, Output, Playground
+from style_studio.training.config import (
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    PRECISIONS,
+    PRESET_LABELS,
+    TARGETS,
+    TrainConfig,
+)
+from style_studio.training.energy import EnergyReport
+from style_studio.training.run_details import RunFile, RunImage, files_stamp
+from style_studio.training.service import Run, Training
+
+__all__ = [
+    "DEFAULT_TEMPLATE", "FAMILY_LABELS", "FILTERS", "LICENCES", "LR_SCHEDULES", "OPTIMIZERS",
+    "PRECISIONS", "PRESET_LABELS", "RELATIONSHIPS", "STATUSES", "TARGETS", "CaptionRow",
+    "EnergyReport", "GalleryItem", "GenerateRequest", "IngestReport", "Job", "NotFound",
+    "Output", "Run", "RunFile", "RunImage", "Studio", "StudioConfig", "StudioError",
+    "TokenReport", "TrainConfig", "TrainingPlan", "describe_captioner", "files_stamp",
+    "format_duration", "human_size", "licence_label", "read_settings",
+]
 
 
 @dataclass
@@ -52,8 +90,14 @@ class Studio:
         self.images = Images(self.store, self.workspace, self.styles, self.caption_records,
                              self.erasure, self.jobs)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
-        self.playground = Playground(self)
-        self.training = Training(self)
+        self.training = Training(self.store, self.workspace, self.jobs, self.styles,
+                                 self.consent, self.base_model_for,
+                                 free_captioner=self.captions.unload,
+                                 torch_threads=self.config.torch_threads)
+        self.playground = Playground(self.workspace, self.jobs, self.styles, self.training,
+                                     self.base_model_for)
+        self.demo = DemoStyle(self.store, self.styles, self.images, self.caption_records,
+                              self.consent, self.suggested_base_model)
         self.erasure.card_writer = self.training.rewrite_cards
         # A database restored from a backup must not bring an erased image back.
         self.store.notices.extend(self.erasure.reapply_journal())
@@ -92,6 +136,10 @@ class Studio:
         if real:
             return real[0].ref
         return TOY_ID if family == "sd15" else None
+
+    def discard_uploads(self, paths: list[str] | list[Path]) -> None:
+        """Delete upload copies the app has read (or will not import); see Workspace."""
+        self.workspace.discard_uploads(paths)
 
     @property
     def notices(self) -> list[str]:

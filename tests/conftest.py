@@ -1,17 +1,47 @@
-"""Shared fixtures: an isolated studio per test, offline hub, one torch thread."""
+"""Shared fixtures: an isolated studio per test, an empty Hugging Face cache, one torch thread.
+
+No test may depend on what this machine has downloaded: before anything imports
+huggingface_hub, HF_HOME points at an empty temporary folder (inherited by the app the
+browser tests launch), and every test gets a fresh empty cache of its own.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+_HF_HOME = tempfile.mkdtemp(prefix="style-studio-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_HUB_CACHE"] = str(Path(_HF_HOME) / "hub")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest
+import huggingface_hub  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
-from browser import app_url, app_workspace, chromium_browser, page  # noqa: F401
-from style_studio.studio import Studio
+from browser import app_url, app_workspace, chromium_browser, page  # noqa: E402, F401
+from style_studio.studio import Studio  # noqa: E402
+
+torch.set_num_threads(1)  # for module-scoped fixtures, set up before the fixture below
+
+
+@pytest.fixture(autouse=True)
+def test_machine(tmp_path_factory, monkeypatch):
+    """Every test: an empty Hugging Face cache of its own and one torch thread (2 cores,
+    often shared; a test that wants more sets it and the next test gets 1 again)."""
+    home = tmp_path_factory.mktemp("hf-home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HOME", str(home))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
+    torch.set_num_threads(1)
+    yield
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
-from style_studio.files import atomic_write_json
-from style_studio.models import model_identity
-from style_studio.store import utc_now
-from style_studio.tiny_models import TINY_IDS, build_tiny_components
+from style_studio.base.files import atomic_write_json
+from style_studio.base.store import utc_now
+from style_studio.models.loading import model_identity
+from style_studio.models.tiny import TINY_IDS, build_tiny_components
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 

@@ -25,17 +25,21 @@ from transformers import (
     GitProcessor,
 )
 
-from style_studio.caption_edits import UNDO_TABLE
-from style_studio.captioners import Captioner, describe_captioner, load_captioner
-from style_studio.errors import InvalidInput, ModelUnavailable
-from style_studio.files import sha256_bytes
-from style_studio.store import utc_now
+from style_studio.base.errors import InvalidInput, ModelUnavailable
+from style_studio.base.files import sha256_bytes
+from style_studio.base.store import utc_now
+from style_studio.captions.captioners import Captioner, describe_captioner, load_captioner
+from style_studio.captions.edits import UNDO_TABLE
+from style_studio.captions.tiny_captioners import WORDS, ensure_tiny_captioner
+from style_studio.captions.wording import (
+    TokenReport,
+    _per_character,
+    find_people_words,
+    load_word_list,
+)
+from style_studio.models.tiny import ensure_tiny_model
 from style_studio.studio import Studio
-from style_studio.tiny_captioners import WORDS, ensure_tiny_captioner
-from style_studio.tiny_models import ensure_tiny_model
-from style_studio.wording import TokenReport, _per_character, find_people_words, load_word_list
 
-torch.set_num_threads(1)
 BLIP_HUB = "Salesforce/blip-image-captioning-base"
 
 

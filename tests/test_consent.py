@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from style_studio.consent import ConsentRecord
-from style_studio.erasure import ERASED_FLAG, REVOKED_FLAG
-from style_studio.errors import GateRefused, InvalidInput, NotFound
-from style_studio.files import sha256_bytes
-from style_studio.gate import TrainingPlan
-from style_studio.store import utc_now
+from style_studio.base.erasure import ERASED_FLAG, REVOKED_FLAG
+from style_studio.base.errors import GateRefused, InvalidInput, NotFound
+from style_studio.base.files import sha256_bytes
+from style_studio.base.store import utc_now
+from style_studio.consent.gate import TrainingPlan
+from style_studio.consent.records import ConsentRecord
 
 PLUS = "http://ns.useplus.org/ldf/vocab/"
 

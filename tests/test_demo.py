@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from style_studio.demo import DEMO_DIR, DemoAssets, demo_style, open_demo_style
-from style_studio.errors import InvalidInput, NotFound
-from style_studio.files import sha256_file
-from style_studio.image_review import quality_warnings
+from style_studio.base.errors import InvalidInput, NotFound
+from style_studio.base.files import sha256_file
+from style_studio.demo import DEMO_DIR, DemoAssets
+from style_studio.images.review import quality_warnings
+from style_studio.models.tiny import build_tiny_pipeline
+from style_studio.models.toy import TOY_ID
 from style_studio.studio import Studio, StudioConfig
-from style_studio.tiny_models import build_tiny_pipeline
-from style_studio.toy_model import TOY_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def assets() -> DemoAssets:
 
 
 def test_demo_style_is_complete_and_trainable(studio, assets):
-    style = open_demo_style(studio)
+    style = studio.demo.open()
     count = len(assets.files)
     assert 16 <= count <= 24
     assert style.trigger == "mauvestripe" and style.family == "sd15"
@@ -79,13 +79,13 @@ def test_demo_style_is_complete_and_trainable(studio, assets):
 
 
 def test_opening_again_returns_the_same_style_unchanged(studio):
-    first = open_demo_style(studio)
+    first = studio.demo.open()
     studio.styles.create("My own", trigger="mine")
     edited = studio.images.list(first.id)[0].id
     studio.caption_records.set(edited, "mauvestripe, my own words", approved=False)
     imports = len(studio.store.find("audit", action="image.import"))
 
-    again = open_demo_style(studio)
+    again = studio.demo.open()
     assert again.id == first.id
     assert studio.styles.current().id == first.id  # selected again
     assert [s.name for s in studio.styles.list()].count(first.name) == 1
@@ -95,12 +95,12 @@ def test_opening_again_returns_the_same_style_unchanged(studio):
 
 
 def test_deleted_demo_comes_back_and_a_name_clash_keeps_the_artists_style(studio):
-    first = open_demo_style(studio)
+    first = studio.demo.open()
     studio.styles.delete(first.id)
-    assert demo_style(studio) is None
+    assert studio.demo.existing() is None
     mine = studio.styles.create(first.name, trigger="other")  # the artist took the name
 
-    second = open_demo_style(studio)
+    second = studio.demo.open()
     assert second.id != first.id and second.name == f"{first.name} (2)"
     assert studio.styles.get(mine.id).trigger == "other"
     assert studio.images.list(mine.id) == []
@@ -109,7 +109,7 @@ def test_deleted_demo_comes_back_and_a_name_clash_keeps_the_artists_style(studio
 
 def test_base_model_is_the_toy_unless_a_real_one_is_on_this_machine(tmp_path):
     with Studio.open(tmp_path / "plain") as plain:
-        assert open_demo_style(plain).base_model == TOY_ID
+        assert plain.demo.open().base_model == TOY_ID
         assert plain.suggested_base_model("sd15") == TOY_ID  # new styles of the artist too
         assert plain.suggested_base_model("sdxl") is None  # the tiny SDXL; no toy of it
 
@@ -117,13 +117,13 @@ def test_base_model_is_the_toy_unless_a_real_one_is_on_this_machine(tmp_path):
     build_tiny_pipeline("sd15", 0).save_pretrained(folder)
     with Studio.open(tmp_path / "with-default",
                      StudioConfig(default_base_model=str(folder))) as studio:
-        style = open_demo_style(studio)
+        style = studio.demo.open()
         assert style.base_model is None  # follows the app's real default
         assert studio.base_model_for(style) == str(folder)
     local = tmp_path / "local"
     shutil.copytree(folder, local / "models" / "my-sd15")
     with Studio.open(local) as studio:
-        assert Path(open_demo_style(studio).base_model).name == "my-sd15"
+        assert Path(studio.demo.open().base_model).name == "my-sd15"
 
 
 def test_broken_assets_leave_nothing_behind(studio, tmp_path):
@@ -132,13 +132,13 @@ def test_broken_assets_leave_nothing_behind(studio, tmp_path):
     first = sorted((broken / "artworks").glob("*.jpg"))[0]
     first.write_bytes(b"not a picture")
     with pytest.raises(InvalidInput, match=r"could not be set up.*recreate"):
-        open_demo_style(studio, broken)
+        studio.demo.open(broken)
     assert studio.styles.list() == [] and studio.store.all("images") == []
-    assert demo_style(studio) is None
+    assert studio.demo.existing() is None
 
     first.with_suffix(".txt").unlink()
     with pytest.raises(NotFound, match=r"missing mauve-01\.txt.*make_demo_style\.py"):
-        open_demo_style(studio, broken)
+        studio.demo.open(broken)
     assert studio.styles.list() == []
 
 

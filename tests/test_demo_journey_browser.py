@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 
 from browser import screenshot
 from style_studio.demo import DemoAssets
-from style_studio.style_signature import StyleSignature, compare_ab
-from style_studio.toy_model import TOY_LABEL
+from style_studio.images.style_signature import StyleSignature, compare_ab
+from style_studio.models.toy import TOY_LABEL
 
 pytestmark = pytest.mark.browser
 TRAIN_TIMEOUT_MS = 600_000  # measured ~2 min on a busy 2-core machine; see docs/benchmarks.md

@@ -12,21 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 from training_helpers import add_cleared_images, shape_images, tiny_config, write_images
 
-from style_studio.consent import ConsentRecord
-from style_studio.erasure import ERASED_FLAG
-from style_studio.erasure_journal import ErasureJournal, JournalEntry
-from style_studio.generate import GenerateRequest
-from style_studio.lora_export import DIFFUSERS_NAME
-from style_studio.store import utc_now
+from style_studio.base.erasure import ERASED_FLAG
+from style_studio.base.erasure_journal import ErasureJournal, JournalEntry
+from style_studio.base.store import utc_now
+from style_studio.base.workspace import Workspace
+from style_studio.consent.records import ConsentRecord
+from style_studio.playground.service import GenerateRequest
 from style_studio.studio import Studio
-from style_studio.workspace import Workspace
+from style_studio.training.export import DIFFUSERS_NAME
 
 
 def _picture(path, seed):
@@ -126,7 +125,6 @@ def _render(studio, style_id: str, run_id: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("erasure")
     system_temp = tmp / "system-temp"
     system_temp.mkdir()

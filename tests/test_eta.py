@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from style_studio.eta import DEFAULT_WINDOW, StepClock, window_for
+from style_studio.training.eta import DEFAULT_WINDOW, StepClock, window_for
 
 
 def run_steps(clock: StepClock, start_step: int, start_at: float, seconds: list[float]):

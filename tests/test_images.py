@@ -34,12 +34,12 @@ from image_files import (
 )
 from PIL import Image, ImageDraw, ImageFilter
 
-from style_studio.caption_records import CaptionOrigin
-from style_studio.errors import InvalidInput, NotFound
-from style_studio.files import sha256_bytes, sha256_file
-from style_studio.image_checks import GPS_REMOVED, IngestLimits
-from style_studio.images import INGEST_JOB, IngestReport
-from style_studio.perceptual import hamming
+from style_studio.base.errors import InvalidInput, NotFound
+from style_studio.base.files import sha256_bytes, sha256_file
+from style_studio.captions.records import CaptionOrigin
+from style_studio.images.checks import GPS_REMOVED, IngestLimits
+from style_studio.images.perceptual import hamming
+from style_studio.images.service import INGEST_JOB, IngestReport
 
 
 def stored(studio, record) -> Path:
@@ -388,7 +388,7 @@ def test_uploaded_copies_in_the_gradio_cache_are_deleted_after_import(studio, st
     assert not any(cache.iterdir())
     assert own.exists()
     unused = save(picture(23), cache / "g7h8" / "unused.png")
-    studio.images.discard_uploads([unused, own])  # e.g. uploaded before a style was chosen
+    studio.discard_uploads([unused, own])  # e.g. uploaded before a style was chosen
     assert not unused.exists() and not any(cache.iterdir()) and own.exists()
 
 

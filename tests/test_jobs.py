@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from style_studio.errors import InvalidInput
-from style_studio.jobs import JobRunner
-from style_studio.store import Store
+from style_studio.base.errors import InvalidInput
+from style_studio.base.jobs import JobRunner
+from style_studio.base.store import Store
 
 
 def test_jobs_run_one_at_a_time_in_submission_order(studio):

@@ -16,13 +16,11 @@ import torch
 from safetensors.torch import load_file
 from training_helpers import make_trainable_style, tiny_config
 
-from style_studio.devices import pick_device
-from style_studio.lora_export import DIFFUSERS_NAME
-from style_studio.models import load_pipeline
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import load_pipeline
+from style_studio.models.tiny import build_tiny_components
 from style_studio.studio import Studio
-from style_studio.tiny_models import build_tiny_components
-
-torch.set_num_threads(1)
+from style_studio.training.export import DIFFUSERS_NAME
 
 # sd-scripts (networks/lora.py): LoRA goes on the Linear children of these modules
 SD_SCRIPTS_TE_MODULES = ("CLIPAttention", "CLIPSdpaAttention", "CLIPMLP")

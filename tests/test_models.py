@@ -21,24 +21,22 @@ from ldm_checkpoint import write_ldm_checkpoint
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModelWithProjection
 
-from style_studio.devices import pick_device
-from style_studio.errors import InvalidInput, ModelUnavailable
-from style_studio.models import (
+from style_studio.base.errors import InvalidInput, ModelUnavailable
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import (
     describe_source,
     list_base_models,
     load_pipeline,
     model_identity,
     text_token_limit,
 )
-from style_studio.tiny_models import (
+from style_studio.models.tiny import (
     TINY_IDS,
     TINY_LABEL,
     TINY_MARKER,
     build_tiny_pipeline,
     ensure_tiny_model,
 )
-
-torch.set_num_threads(1)
 
 SD15_HUB = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SDXL_HUB = "stabilityai/stable-diffusion-xl-base-1.0"

@@ -12,19 +12,17 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from playground_fixtures import make_lora_run, manifest_sha256, save_random_lora
 from training_helpers import hold_device
 
-from style_studio.errors import InvalidInput, NotFound
-from style_studio.files import sha256_file
-from style_studio.generate import GenerateRequest
-from style_studio.jobs import JobContext
-from style_studio.output_metadata import TRAINED_ALGORITHMIC_MEDIA, XMP_KEY, read_xmp
-from style_studio.pipeline_cache import PipelineCache
+from style_studio.base.errors import InvalidInput, NotFound
+from style_studio.base.files import sha256_file
+from style_studio.base.jobs import JobContext
+from style_studio.playground.output_metadata import TRAINED_ALGORITHMIC_MEDIA, XMP_KEY, read_xmp
+from style_studio.playground.pipeline_cache import PipelineCache
+from style_studio.playground.service import GenerateRequest
 
-torch.set_num_threads(1)
 STEPS = 3
 PROMPT = "inkwash, a heron in reeds"
 

@@ -11,7 +11,7 @@ import pytest
 from playground_fixtures import make_lora_run
 from training_helpers import hold_device, make_trainable_style, tiny_config
 
-from style_studio.errors import InvalidInput
+from style_studio.base.errors import InvalidInput
 
 
 def _age(studio, run_id: str, when: str) -> None:

@@ -16,15 +16,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from style_studio.devices import pick_device
-from style_studio.errors import InvalidInput, ModelUnavailable
-from style_studio.models import describe_source, list_base_models, load_pipeline
+from style_studio.base.errors import InvalidInput, ModelUnavailable
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import describe_source, list_base_models, load_pipeline
+from style_studio.models.tiny import TINY_MARKER, ensure_tiny_model
+from style_studio.models.weight_conversion import convert_folder, main, safetensors_name
 from style_studio.studio import Studio
-from style_studio.tiny_models import TINY_MARKER, ensure_tiny_model
-from style_studio.weight_conversion import convert_folder, main, safetensors_name
 
-torch.set_num_threads(1)
-CONVERT = "python -m style_studio.weight_conversion"
+CONVERT = "python -m style_studio.models.weight_conversion"
 
 
 class Payload:

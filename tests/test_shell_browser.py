@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from browser import screenshot
-from style_studio.toy_model import TOY_LABEL
+from style_studio.models.toy import TOY_LABEL
 
 pytestmark = pytest.mark.browser
 TAB_LABELS = ["Images", "Captions", "Consent & licence", "Training", "Playground"]

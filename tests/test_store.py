@@ -8,8 +8,8 @@ from unittest import mock
 
 import pytest
 
-from style_studio.errors import StoreCorrupt
-from style_studio.store import Store
+from style_studio.base.errors import StoreCorrupt
+from style_studio.base.store import Store
 
 
 def test_fifty_threads_writing_at_once_lose_nothing(tmp_path):
@@ -46,7 +46,7 @@ def test_crash_mid_write_leaves_a_readable_store(tmp_path):
     def crash(*args, **kwargs):
         raise OSError("simulated power loss during fsync")
 
-    with mock.patch("style_studio.store.os.fsync", crash), pytest.raises(OSError):
+    with mock.patch("style_studio.base.store.os.fsync", crash), pytest.raises(OSError):
         store.insert("styles", {"name": "lost"})
     assert not list(tmp_path.glob(".studio.*.tmp")), "temp file left behind"
     reopened = Store(path)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from style_studio.base.errors import InvalidInput
 from style_studio.demo import DemoAssets
-from style_studio.errors import InvalidInput
-from style_studio.style_signature import StyleSignature, compare_ab, style_distance
-from style_studio.synthetic import style_images
+from style_studio.images.style_signature import StyleSignature, compare_ab, style_distance
+from style_studio.models.synthetic import style_images
 
 DATA = Path(__file__).parent / "data"
 TILE = 160

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from style_studio.errors import InvalidInput, NotFound
+from style_studio.base.errors import InvalidInput, NotFound
 from style_studio.studio import Studio
 
 

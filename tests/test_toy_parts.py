@@ -9,19 +9,19 @@ from diffusers import AutoencoderKL, DDIMScheduler
 from PIL import Image
 from safetensors.torch import load_file
 
-from style_studio.demo import DemoAssets, open_demo_style
-from style_studio.family import TOY_SIDE
-from style_studio.generate import native_size
-from style_studio.style_signature import StyleSignature, style_distance
-from style_studio.toy_model import (
+from style_studio.base.family import TOY_SIDE
+from style_studio.demo import DemoAssets
+from style_studio.images.style_signature import StyleSignature, style_distance
+from style_studio.models.toy import (
     ASSET_DIR,
     TOY_ID,
     ToyRecipe,
     build_toy_model,
     ensure_toy_model,
 )
-from style_studio.toy_parts import mosaic_vae, toy_pipeline
-from style_studio.training_config import TrainConfig
+from style_studio.models.toy_parts import mosaic_vae, toy_pipeline
+from style_studio.playground.service import native_size
+from style_studio.training.config import TrainConfig
 
 
 def _pixels(images: list[Image.Image]) -> torch.Tensor:
@@ -35,7 +35,6 @@ def _public(config) -> dict:
 
 
 def test_mosaic_vae_encodes_block_colours_and_paints_them_back(tmp_path):
-    torch.set_num_threads(1)
     files = DemoAssets.load().files[:3]
     pixels = _pixels([Image.open(p) for p in files])
     vae = mosaic_vae()
@@ -77,7 +76,7 @@ def test_toy_pipeline_and_the_shipped_toy_use_these_parts():
 
 
 def test_automatic_resolution_is_256_px_on_the_toy_model(studio):
-    style = open_demo_style(studio)
+    style = studio.demo.open()
     assert studio.playground.default_request(style.id).width == 256
     job = studio.training.start(style.id, TrainConfig.preset("quick"))
     run_id = job.params["run_id"]
@@ -95,7 +94,6 @@ def _unet_weights(folder) -> dict[str, torch.Tensor]:
 
 
 def test_toy_build_is_deterministic_by_seed_and_made_once(tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     recipe = ToyRecipe(steps=6, pool_size=4, image_size=64, batch_size=2)
     first = _unet_weights(build_toy_model(tmp_path / "a", seed=3, recipe=recipe))
     again = _unet_weights(build_toy_model(tmp_path / "b", seed=3, recipe=recipe))
@@ -113,7 +111,7 @@ def test_toy_build_is_deterministic_by_seed_and_made_once(tmp_path, monkeypatch)
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the toy model was built again")
 
-    monkeypatch.setattr("style_studio.toy_model.build_toy_model", no_rebuild)
-    monkeypatch.setattr("style_studio.toy_model.shutil.copytree", no_rebuild)
+    monkeypatch.setattr("style_studio.models.toy.build_toy_model", no_rebuild)
+    monkeypatch.setattr("style_studio.models.toy.shutil.copytree", no_rebuild)
     assert ensure_toy_model(models) == folder and weights.stat().st_mtime_ns == stamp
     assert [p.name for p in models.iterdir()] == [TOY_ID]  # no temp folder left behind

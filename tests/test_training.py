@@ -11,19 +11,18 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from training_helpers import make_trainable_style, tiny_config
 
-from style_studio.devices import pick_device
-from style_studio.files import sha256_file
-from style_studio.lora_export import DIFFUSERS_NAME
-from style_studio.models import load_pipeline
+from style_studio.base.files import sha256_file
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import load_pipeline
 from style_studio.studio import Studio
+from style_studio.training.export import DIFFUSERS_NAME
 
-torch.set_num_threads(1)
 FAMILIES = ("sd15", "sdxl")
 REQUIRED_METADATA = ("modelspec.sai_model_spec", "modelspec.title", "modelspec.author",
                      "modelspec.license", "modelspec.trigger_phrase", "modelspec.date",
                      "modelspec.architecture", "style_studio.manifest_sha256",
                      "style_studio.image_count", "style_studio.creators",
-                     "style_studio.licences", "style_studio.trigger_word",
+                     "style_studio.base.licences", "style_studio.trigger_word",
                      "style_studio.base_model")
 
 
@@ -111,13 +110,13 @@ def test_metadata_in_both_files_parses(trained, family):
         assert meta["style_studio.manifest_sha256"] == run.manifest_sha256
         assert meta["style_studio.image_count"] == "4"
         assert json.loads(meta["style_studio.creators"]) == ["Ana Artist"]
-        assert json.loads(meta["style_studio.licences"]) == {"own-work": 4}
+        assert json.loads(meta["style_studio.base.licences"]) == {"own-work": 4}
         assert sorted(json.loads(meta["style_studio.image_hashes"])) == sorted(run.image_hashes)
         assert meta["modelspec.trigger_phrase"] == "shapestyle"
         expected = {"sd15": "stable-diffusion-v1/lora",
                     "sdxl": "stable-diffusion-xl-v1-base/lora"}[family]
         assert meta["modelspec.architecture"] == expected
-        assert json.loads(meta["style_studio.energy"])["estimated"] is True
+        assert json.loads(meta["style_studio.training.energy"])["estimated"] is True
     assert _metadata(next(lora.glob("*.kohya.safetensors")))["ss_network_dim"] == "4"
 
 

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from training_helpers import add_cleared_images, write_images
 
-from style_studio.devices import pick_device
-from style_studio.models import load_pipeline
-from style_studio.objective import denoising_target
+from style_studio.images.style_signature import StyleSignature, style_distance
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import load_pipeline
+from style_studio.models.objective import denoising_target
+from style_studio.models.synthetic import style_images
+from style_studio.models.toy import TOY_ID, ToyRecipe, build_toy_model, ensure_toy_model
 from style_studio.studio import Studio
-from style_studio.style_signature import StyleSignature, style_distance
-from style_studio.synthetic import style_images
-from style_studio.toy_model import TOY_ID, ToyRecipe, build_toy_model, ensure_toy_model
 
 PROMPT = "stylea, a pattern"
 HELD_OUT = 8
@@ -71,7 +71,6 @@ def generated(pipe, seeds=SAMPLE_SEEDS) -> list:
 
 def test_toy_model_build_lowers_its_loss_and_loads(tmp_path):
     """The pretraining path itself (the shipped asset is made by the same function)."""
-    torch.set_num_threads(1)
     folder = build_toy_model(tmp_path / "toy", seed=1,
                              recipe=ToyRecipe(steps=40, pool_size=8, image_size=64))
     marker = (folder / "STYLE_STUDIO_MODEL.json").read_text()
@@ -98,7 +97,7 @@ def test_a_style_lora_learns_its_style_not_just_denoising(tmp_path):
                           resolution=256, lr_scheduler="constant", lr_warmup_steps=0,
                           min_snr_gamma=0.0, sample_every=0, checkpoint_every=0,
                           sample_prompts=[PROMPT], sample_seeds=[3], sample_steps=4)
-            from style_studio.training_config import TrainConfig
+            from style_studio.training.config import TrainConfig
 
             job = studio.training.start(style.id, TrainConfig.preset("quick", **config),
                                         base_model=TOY_ID)

@@ -7,21 +7,19 @@ import torch
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from style_studio.checkpoints import CheckpointFolder
-from style_studio.energy import EnergyMeter, EnergyReport
-from style_studio.errors import InvalidInput
-from style_studio.lora_export import clip_module, kohya_state, sgm_module
-from style_studio.provenance import hf_licence, model_card
-from style_studio.training_config import TrainConfig
-from style_studio.training_data import (
+from style_studio.base.errors import InvalidInput
+from style_studio.training.checkpoints import CheckpointFolder
+from style_studio.training.config import TrainConfig
+from style_studio.training.data import (
     BatchOrder,
     bucket_sizes,
     choose_bucket,
     fit_to_bucket,
     training_caption,
 )
-
-torch.set_num_threads(1)
+from style_studio.training.energy import EnergyMeter, EnergyReport
+from style_studio.training.export import clip_module, kohya_state, sgm_module
+from style_studio.training.provenance import hf_licence, model_card
 
 
 def test_presets_differ_and_validate():

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 from training_helpers import Quiet, make_trainable_style, tiny_config
 
+from style_studio.models.toy import TOY_ID
 from style_studio.studio import Studio
-from style_studio.toy_model import TOY_ID
-from style_studio.trainer import Trainer, TrainSpec
+from style_studio.training.trainer import Trainer, TrainSpec
 
 
 def reference_loss(noise_scheduler, unet, text_encoder, tokenizer, latents, captions,
@@ -95,7 +95,7 @@ def test_min_snr_on_a_zero_terminal_snr_schedule():
     (it would give the step where a picture's colour is made no weight)."""
     from diffusers import DDPMScheduler
 
-    from style_studio.objective import effective_min_snr_gamma, min_snr_weights
+    from style_studio.models.objective import effective_min_snr_gamma, min_snr_weights
 
     sd = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     zero = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,

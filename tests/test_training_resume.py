@@ -16,14 +16,13 @@ import torch
 from safetensors.torch import load_file
 from training_helpers import make_trainable_style, tiny_config
 
-import style_studio.checkpoints as checkpoints_module
-from style_studio.consent import ConsentRecord
-from style_studio.errors import GateRefused
-from style_studio.lora_export import DIFFUSERS_NAME
+import style_studio.training.checkpoints as checkpoints_module
+from style_studio.base.errors import GateRefused
+from style_studio.consent.records import ConsentRecord
 from style_studio.studio import Studio
-from style_studio.trainer import Trainer
+from style_studio.training.export import DIFFUSERS_NAME
+from style_studio.training.trainer import Trainer
 
-torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 8
 
@@ -163,8 +162,8 @@ CRASH_SCRIPT = """
 import json, sys, time, torch
 torch.set_num_threads(1)
 from style_studio.studio import Studio
-from style_studio.trainer import Trainer
-from style_studio.training_config import TrainConfig
+from style_studio.training.trainer import Trainer
+from style_studio.training.config import TrainConfig
 original = Trainer._log
 def log(self, *args, **kwargs):
     original(self, *args, **kwargs)

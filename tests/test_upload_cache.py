@@ -8,7 +8,7 @@ import os
 
 import app
 from browser import start_app, stop_app
-from style_studio.workspace import Workspace
+from style_studio.base.workspace import Workspace
 
 
 def _leftovers(cache):

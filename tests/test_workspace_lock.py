@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from style_studio.errors import WorkspaceBusy
+from style_studio.base.errors import WorkspaceBusy
 from style_studio.studio import Studio
 
 ROOT = Path(__file__).resolve().parents[1]

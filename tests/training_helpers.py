@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from style_studio.models.synthetic import shapes_image, style_images
 from style_studio.studio import Studio
-from style_studio.synthetic import shapes_image, style_images
-from style_studio.training_config import TrainConfig
+from style_studio.training.config import TrainConfig
 
 
 def write_images(folder: Path, images: list[Image.Image], prefix: str = "img") -> list[Path]:

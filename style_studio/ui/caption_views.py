@@ -9,10 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from style_studio.captions import CaptionRow
-from style_studio.jobs import Job
-from style_studio.studio import Studio
-from style_studio.wording import TokenReport
+from style_studio.studio import CaptionRow, Job, Studio, TokenReport
 
 from .common import escape_md, job_state_markdown
 

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from style_studio.captioners import describe_captioner
-from style_studio.captions import DEFAULT_TEMPLATE
-from style_studio.errors import StudioError
-from style_studio.jobs import Job
+from style_studio.studio import DEFAULT_TEMPLATE, Job, StudioError, describe_captioner
 
 from . import caption_views as views
 from .common import UIContext, escape_md, guard, need_style, upload_file
@@ -337,10 +334,7 @@ def build(ctx: UIContext) -> None:
             report = studio.captions.sidecars.import_files(
                 style_id, [Path(p) for p in paths], replace_approved=replace_ok)
         finally:
-            cache = studio.workspace.upload_cache.resolve()
-            for path in map(Path, paths):  # the uploaded copies are no longer needed
-                if path.resolve().is_relative_to(cache):
-                    path.unlink(missing_ok=True)
+            studio.discard_uploads(paths)  # the uploaded copies are no longer needed
         lines = [escape_md(report.message)] + [
             f"- {escape_md(name)}: {escape_md(reason)}" for name, reason in report.skipped]
         return ("\n".join(lines), None, *listing(style_id, image_id), *words_view(style_id))

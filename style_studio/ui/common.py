@@ -13,8 +13,7 @@ import gradio as gr
 from gradio.utils import NamedString
 from gradio_client.utils import is_valid_file
 
-from style_studio.errors import StudioError
-from style_studio.studio import Studio
+from style_studio.studio import Studio, StudioError
 
 log = logging.getLogger("style_studio.ui")
 F = TypeVar("F", bound=Callable[..., Any])

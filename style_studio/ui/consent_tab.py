@@ -8,21 +8,28 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from style_studio.consent import CONSENT_FIELDS, ConsentRecord, ImageConsent
-from style_studio.errors import StudioError
-from style_studio.gate import TrainingPlan
-from style_studio.licences import LICENCES, RELATIONSHIPS, STATUSES, licence_label
-from style_studio.studio import Studio
+from style_studio.consent.records import (
+    CONSENT_FIELDS,
+    EVIDENCE_TYPES,
+    ConsentRecord,
+    ImageConsent,
+)
+from style_studio.studio import (
+    LICENCES,
+    RELATIONSHIPS,
+    STATUSES,
+    Studio,
+    StudioError,
+    TrainingPlan,
+    licence_label,
+)
 
 from .common import UIContext, guard, need_style, upload_file
 
-EVIDENCE_TYPES = [".pdf", ".png", ".jpg", ".jpeg", ".webp", ".txt", ".md", ".eml", ".docx",
-                  ".odt", ".rtf", ".html"]
 HISTORY_HEADERS = ["version", "status", "licence", "creator", "relationship", "source",
                    "reason", "notes"]
 
@@ -76,7 +83,7 @@ def _form(prefix: str, bulk: bool) -> RecordForm:
         evidence_text = gr.Textbox(label="Permission evidence", lines=2,
                                    placeholder="e.g. email from Ana Pérez, 3 May 2025")
         evidence_upload = upload_file(label="Evidence document (kept with the style)",
-                                  file_types=EVIDENCE_TYPES, type="filepath", height=120)
+                                  file_types=sorted(EVIDENCE_TYPES), type="filepath", height=120)
     notes = gr.Textbox(label="Notes", lines=1, elem_id=f"{prefix}-notes")
     return RecordForm(creator, relationship, source, licence, licence_text, evidence_text,
                       evidence_upload, status, when, notes, reason)
@@ -92,7 +99,7 @@ def _record(studio: Studio, style_id: str, values: tuple[Any, ...],
     if upload:
         data["evidence_file"] = studio.consent.attach_evidence(style_id, upload)
         chosen.append("evidence_file")
-        Path(upload).unlink(missing_ok=True)  # the kept copy is the only copy
+        studio.discard_uploads([upload])  # the kept copy is the only copy
     if not chosen:
         raise gr.Error("Fill in at least one field to apply; blank fields keep each image's "
                        "current value.")

@@ -14,11 +14,16 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.errors import NotFound, StudioError
-from style_studio.images import FILTERS, GalleryItem, IngestReport
-from style_studio.jobs import Job
-from style_studio.sizes import human_size
-from style_studio.studio import Studio
+from style_studio.studio import (
+    FILTERS,
+    GalleryItem,
+    IngestReport,
+    Job,
+    NotFound,
+    Studio,
+    StudioError,
+    human_size,
+)
 
 from .common import UIContext, escape_md, guard, job_state_markdown, need_style, upload_file
 
@@ -293,7 +298,7 @@ class ImagesTab:
         if not paths:
             return gr.update(), gr.update(), gr.update()
         if not style_id:
-            self.studio.images.discard_uploads([Path(p) for p in paths])
+            self.studio.discard_uploads(paths)
         style_id = need_style(style_id)
         job = self.studio.images.start_ingest(style_id, [Path(p) for p in paths])
         return report_markdown(self.studio, job), gr.Timer(active=True), None

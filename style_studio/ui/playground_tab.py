@@ -14,10 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.generate import GenerateRequest, Output
-from style_studio.jobs import Job
-from style_studio.output_metadata import read_settings
-from style_studio.studio import Studio
+from style_studio.studio import GenerateRequest, Job, Output, Studio, read_settings
 
 from . import training_views
 from .common import UIContext, find_block, guard, need_style

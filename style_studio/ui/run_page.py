@@ -12,8 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.studio import Studio
-from style_studio.training import Run
+from style_studio.studio import Run, Studio
 
 from . import run_views
 

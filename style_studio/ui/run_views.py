@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from style_studio.run_details import RunFile, RunImage
-from style_studio.studio import Studio
-from style_studio.training import Run
-from style_studio.training_config import PRESET_LABELS, TrainConfig
+from style_studio.studio import PRESET_LABELS, Run, RunFile, RunImage, Studio, TrainConfig
 
 from .common import escape_md
 

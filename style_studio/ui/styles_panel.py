@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from style_studio.demo import open_demo_style
-from style_studio.family import FAMILY_LABELS
-from style_studio.studio import Studio
+from style_studio.studio import FAMILY_LABELS, Studio
 
 from .common import guard
 
@@ -157,7 +155,7 @@ def build(studio: Studio) -> StylePanel:
 
     @guard
     def open_demo():
-        style = open_demo_style(studio)
+        style = studio.demo.open()
         gr.Info(f"Opened '{style.name}': its images, approved captions and cleared consent "
                 "are ready. Train it in the Training tab.")
         return gr.update(choices=style_choices(studio), value=style.id), gr.update(visible=False)

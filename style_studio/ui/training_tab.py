@@ -11,16 +11,16 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.run_details import files_stamp
-from style_studio.studio import Studio
-from style_studio.training import Run
-from style_studio.training_config import (
+from style_studio.studio import (
     LR_SCHEDULES,
     OPTIMIZERS,
     PRECISIONS,
     PRESET_LABELS,
     TARGETS,
+    Run,
+    Studio,
     TrainConfig,
+    files_stamp,
 )
 
 from . import run_page, run_views

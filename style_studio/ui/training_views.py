@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import html
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from style_studio.energy import EnergyReport
-from style_studio.gate import TrainingPlan
-from style_studio.jobs import Job
-from style_studio.studio import Studio
-from style_studio.trainer import format_duration
-from style_studio.training import Run
-from style_studio.training_config import TrainConfig
+from style_studio.studio import (
+    EnergyReport,
+    Job,
+    Run,
+    Studio,
+    TrainConfig,
+    TrainingPlan,
+    format_duration,
+)
 
 from .common import escape_md
 
@@ -212,7 +213,3 @@ def run_choices(runs: list[Run]) -> list[tuple[str, str]]:
 def base_model_choices(studio: Studio, family: str) -> list[tuple[str, str]]:
     return [(s.label + ("" if s.available else " — not available: " + s.detail), s.ref)
             for s in studio.base_models(family)]
-
-
-def sample_path_names(items: list[tuple[str, str]]) -> list[str]:
-    return [Path(path).name for path, _ in items]

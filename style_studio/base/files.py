@@ -1,0 +1,89 @@
+"""Durable file writes: temp file, fsync, os.replace.
+
+A crash at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_NOT_A_WORD = re.compile(r"[\W_]+")
+
+
+def slug(name: str, fallback: str = "style") -> str:
+    """The one rule for a file name made from a style's name: lower case, words joined
+    by dashes ("Ink washes" -> "ink-washes"), never empty, never a path separator."""
+    return _NOT_A_WORD.sub("-", name.lower()).strip("-") or fallback
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename on filesystems that need the directory synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write `data` to `path` so that readers see the old or the new content only.
+
+    `durable=False` skips the fsyncs, for callers that write many files and then make
+    them durable at once (`os.sync()`) before recording them.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hash a file in chunks so large files never sit in memory whole."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def truncate_jsonl(path: Path, step: int) -> None:
+    """Keep the rows of a per-step log up to `step`: a resumed run writes the rest again."""
+    path = Path(path)
+    if path.is_file():
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))

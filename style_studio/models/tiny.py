@@ -1,0 +1,208 @@
+"""The built-in tiny models: SD 1.x and SDXL architectures at ~1 M parameters.
+
+Random weights built from config in code (no download), deterministic by seed, saved
+once and loaded back through the same `from_pretrained` path as any local folder. They
+exist for tests and for trying the workflow offline; their images are noise, not art.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from style_studio.base.family import Family, check_family
+from style_studio.base.files import atomic_write_json
+
+from .tokenizer_assets import build_clip_tokenizer
+
+TINY_IDS: dict[Family, str] = {"sd15": "tiny-sd15", "sdxl": "tiny-sdxl"}
+TINY_LABEL = "Tiny random model (random weights, for trying the workflow)"
+TINY_MARKER = "STYLE_STUDIO_MODEL.json"
+TINY_NOTE = "random weights, for trying the workflow; not a real model"
+# "tiny-sd15" is seed 0; other seeds live beside it as "tiny-sd15-seed<N>".
+_TINY_RE = re.compile(r"^tiny-(sd15|sdxl)(?:-seed(\d+))?$")
+
+
+
+
+def _clip_text_config(vocab_size: int, projection_dim: int = 32) -> CLIPTextConfig:
+    # bos/eos ids must match tokenizer_assets (bos=0, eos=1): pooling looks for eos.
+    return CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        max_position_embeddings=77,
+        vocab_size=vocab_size,
+        projection_dim=projection_dim,
+    )
+
+
+def _tiny_unet(family: Family) -> UNet2DConditionModel:
+    common: dict[str, Any] = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "norm_num_groups": 32,
+    }
+    if family == "sd15":
+        return UNet2DConditionModel(**common, cross_attention_dim=32, attention_head_dim=8)
+    # SDXL: prompt embeds = 32 + 32 (two encoders) = cross_attention_dim 64; the added
+    # embedding sees pooled text (projection_dim 32) + 6 time ids x 8 = 80 features.
+    return UNet2DConditionModel(
+        **common,
+        cross_attention_dim=64,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+    )
+
+
+def _tiny_vae(family: Family) -> AutoencoderKL:
+    # Four blocks -> 8x downsampling, like the real SD/SDXL VAE.
+    return AutoencoderKL(
+        block_out_channels=(8, 16, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=64,
+        scaling_factor=0.18215 if family == "sd15" else 0.13025,
+    )
+
+
+def _tiny_scheduler(family: Family) -> PNDMScheduler | EulerDiscreteScheduler:
+    # The real models' schedules; DDPMScheduler.from_config(...) gives the training twin.
+    common: dict[str, Any] = {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "steps_offset": 1,
+        "prediction_type": "epsilon",
+    }
+    if family == "sd15":
+        return PNDMScheduler(**common, skip_prk_steps=True, set_alpha_to_one=False)
+    return EulerDiscreteScheduler(**common, timestep_spacing="leading")
+
+
+def build_tiny_components(family: Family, seed: int = 0) -> dict[str, Any]:
+    """Components of a 5-7 MB model with random weights, built in code (no download).
+
+    Same seed, same weights: the seed is reset before each component so adding or
+    reordering one never changes the others. The schedulers use the real models' betas,
+    1000 training steps and epsilon prediction, so `DDPMScheduler.from_config` trains it.
+    """
+    check_family(family)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
+        return _seeded_components(family, seed)
+
+
+def _seeded_components(family: Family, seed: int) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    unet = _tiny_unet(family)
+    torch.manual_seed(seed)
+    vae = _tiny_vae(family)
+    tokenizer = build_clip_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(_clip_text_config(len(tokenizer)))
+    components: dict[str, Any] = {
+        "unet": unet,
+        "scheduler": _tiny_scheduler(family),
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "feature_extractor": None,
+        "image_encoder": None,
+    }
+    if family == "sd15":
+        components["safety_checker"] = None
+    else:
+        torch.manual_seed(seed)
+        components["text_encoder_2"] = CLIPTextModelWithProjection(
+            _clip_text_config(len(tokenizer), projection_dim=32)
+        )
+        components["tokenizer_2"] = build_clip_tokenizer()
+    return components
+
+
+def build_tiny_pipeline(family: Family, seed: int = 0) -> DiffusionPipeline:
+    """The tiny model as an in-memory pipeline (what `ensure_tiny_model` saves)."""
+    components = build_tiny_components(family, seed)
+    if family == "sd15":
+        pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
+    else:
+        pipe = StableDiffusionXLPipeline(**components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_id(family: Family, seed: int = 0) -> str:
+    """The ref of a tiny model; seed 0 gets the plain name the UI lists."""
+    return TINY_IDS[family] if seed == 0 else f"{TINY_IDS[family]}-seed{seed}"
+
+
+def parse_tiny_id(ref: str) -> tuple[Family, int] | None:
+    """(family, seed) for a tiny ref such as "tiny-sdxl" or "tiny-sd15-seed3", else None."""
+    match = _TINY_RE.match(ref.strip())
+    if not match:
+        return None
+    family: Family = "sd15" if match.group(1) == "sd15" else "sdxl"
+    return family, int(match.group(2) or 0)
+
+
+def ensure_tiny_model(family: Family, models_dir: Path, seed: int = 0) -> Path:
+    """Save the tiny model under `models_dir` once and return its folder.
+
+    It is written into a hidden temp folder and renamed into place, so a crash or a
+    concurrent caller never leaves a half-written model that looks complete.
+    """
+    check_family(family)
+    models_dir = Path(models_dir)
+    folder = models_dir / tiny_id(family, seed)
+    if (folder / "model_index.json").is_file():
+        return folder
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
+    try:
+        build_tiny_pipeline(family, seed).save_pretrained(tmp, safe_serialization=True)
+        marker = {"kind": "tiny-random", "family": family, "seed": seed, "note": TINY_NOTE}
+        atomic_write_json(tmp / TINY_MARKER, marker)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "model_index.json").is_file():
+                raise  # not a lost race: a real failure
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -1,0 +1,192 @@
+"""The built-in toy model: the tiny SD 1.x model, pretrained here as a generic denoiser.
+
+A tiny UNet with random weights learns no style at all: a LoRA on it only learns to
+denoise, whatever the images (STACK-NOTES). Pretraining the tiny UNet for a few hundred
+steps on procedurally drawn shapes in random colours gives it a generic prior, and
+then a LoRA visibly learns a palette and texture. It is the learning test's base and
+the offline demo's base; its outputs are coloured blobs, not art.
+
+Its VAE and UNet shape come from `toy_parts.py`: a colour-mosaic VAE (a random VAE
+decodes everything to noise, so nothing learned could be seen) and 8 norm groups (with
+32, a LoRA could not move the colours). Measured reasons are there.
+
+The seed-0 model ships in `assets/toy-sd15/` (made by `python -m style_studio.models.toy`)
+so tests and the demo copy it instead of spending ~12 minutes of CPU on every fresh
+machine; other seeds, or a checkout without the asset, are built on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, DiffusionPipeline
+
+from style_studio.base.family import TOY_ID, TOY_SIDE
+from style_studio.base.files import atomic_write_json
+
+from .objective import denoising_target
+from .synthetic import shapes_image, texture_image
+from .tiny import TINY_MARKER
+from .toy_parts import toy_pipeline
+
+TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
+             "workflow; real styles need SD 1.5 or SDXL")
+ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / TOY_ID
+
+
+@dataclass(frozen=True)
+class ToyRecipe:
+    """The measured recipe (STACK-NOTES): full weights, lr 1e-3 decaying, 32x32 latents."""
+
+    # 1600 steps of 8 from 192 pictures (cosine decay): 1200 at a constant rate left the
+    # zero-terminal-SNR model's samples grainy; 400 of 4 from 48 were noisy throughout.
+    steps: int = 1600
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    image_size: int = TOY_SIDE
+    pool_size: int = 192
+    texture_share: float = 0.5  # stripes and dots in random colours, beside the shapes
+    caption_dropout: float = 0.1  # empty prompts, so classifier-free guidance has an anchor
+
+
+def toy_folder_name(seed: int) -> str:
+    return TOY_ID if seed == 0 else f"{TOY_ID}-seed{seed}"
+
+
+def _pool_image(rng: np.random.Generator, recipe: ToyRecipe):
+    if rng.uniform() < recipe.texture_share:
+        return texture_image(rng, recipe.image_size)
+    return shapes_image(rng, recipe.image_size)
+
+
+def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
+                 recipe: ToyRecipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Latents (VAE means), text embeddings and the empty prompt's embedding of a pool
+    of random shape and texture images.
+
+    The random VAE's latents are far smaller than a real VAE's, so its scaling factor is
+    set here to 1 / their std, as SD's own factor was chosen: otherwise the noisy latents
+    are almost pure noise and the UNet has no image left to learn from.
+    """
+    pictures, captions = zip(*(_pool_image(rng, recipe) for _ in range(recipe.pool_size)),
+                             strict=True)
+    pixels = torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).float()
+    pixels = pixels.permute(0, 3, 1, 2) / 127.5 - 1.0
+    with torch.no_grad():
+        latents = torch.cat([pipe.vae.encode(chunk).latent_dist.mean
+                             for chunk in pixels.split(8)])
+        pipe.vae.register_to_config(scaling_factor=round(1.0 / float(latents.std()), 5))
+        latents = latents * pipe.vae.config.scaling_factor
+        ids = pipe.tokenizer([*captions, ""], padding="max_length", truncation=True,
+                             max_length=pipe.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids
+        embeds = pipe.text_encoder(ids)[0]
+    return latents, embeds[:-1], embeds[-1]
+
+
+def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()) -> list[float]:
+    """Train the tiny UNet's full weights as a denoiser of the pool; returns losses.
+
+    The target is the scheduler's (v-prediction on the zero-terminal-SNR schedule,
+    `toy_parts.zero_snr_scheduler`), and a share of the captions is dropped to the empty
+    prompt, as SD was trained, so guidance has an unconditional prediction to push from.
+    """
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    latents, embeds, empty = _encode_pool(pipe, rng, recipe)
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    unet = pipe.unet
+    unet.train()
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.learning_rate)
+    # Cosine decay to zero: the last steps settle the weights instead of jittering at
+    # full rate, which left the samples grainy (benchmarks.md).
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
+    losses = []
+    for _ in range(recipe.steps):
+        pick = torch.randint(0, len(latents), (recipe.batch_size,), generator=gen)
+        clean = latents[pick]
+        noise = torch.randn(clean.shape, generator=gen)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps,
+                                  (recipe.batch_size,), generator=gen)
+        drop = torch.rand(recipe.batch_size, generator=gen) < recipe.caption_dropout
+        cond = torch.where(drop[:, None, None], empty, embeds[pick])
+        noisy = scheduler.add_noise(clean, noise, timesteps)
+        pred = unet(noisy, timesteps, cond).sample
+        loss = F.mse_loss(pred, denoising_target(scheduler, clean, noise, timesteps))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    unet.eval()
+    return losses
+
+
+def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()) -> Path:
+    """Pretrain the tiny SD 1.x model and save it as a diffusers folder at `folder`."""
+    with torch.random.fork_rng(devices=[]):
+        pipe = toy_pipeline(seed)
+        losses = pretrain(pipe, seed, recipe)
+    window = min(50, max(1, len(losses) // 4))  # mean loss over the first / last steps
+    pipe.save_pretrained(folder, safe_serialization=True)
+    marker = {"kind": "toy", "family": "sd15", "seed": seed, "note": TOY_LABEL,
+              "recipe": recipe.__dict__,
+              "vae_scaling_factor": pipe.vae.config.scaling_factor,
+              "loss_start": float(np.mean(losses[:window])),
+              "loss_end": float(np.mean(losses[-window:])), "loss_window": window}
+    atomic_write_json(folder / TINY_MARKER, marker)
+    return folder
+
+
+def ensure_toy_model(models_dir: Path, seed: int = 0) -> Path:
+    """The toy model's folder under `models_dir`, made once (copied from assets for seed 0).
+
+    Written into a hidden temp folder and renamed into place, so an interrupted build
+    never leaves a folder that looks complete.
+    """
+    models_dir = Path(models_dir)
+    folder = models_dir / toy_folder_name(seed)
+    if (folder / "model_index.json").is_file():
+        return folder
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
+    try:
+        if seed == 0 and (ASSET_DIR / "model_index.json").is_file():
+            shutil.copytree(ASSET_DIR, tmp, dirs_exist_ok=True)
+        else:
+            build_toy_model(tmp, seed)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / "model_index.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rebuild the shipped toy model: python -m style_studio.models.toy --out assets/toy-sd15"""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", type=Path, default=ASSET_DIR)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    build_toy_model(args.out, args.seed)
+    print(f"toy model written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

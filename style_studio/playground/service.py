@@ -1,0 +1,495 @@
+"""The Playground: generate with any trained LoRA, compare it with the base, stamp provenance.
+
+Every generation is a job on the one device worker, so a request made while training
+runs waits for it instead of fighting it for memory. The base pipeline is cached per base
+model (`PipelineCache`); a LoRA checkpoint is an adapter switched in by name. Each image
+is a PNG under the style's `outputs/` whose text chunks say how to make it again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from style_studio.base.erasure import ERASED_FLAG
+from style_studio.base.errors import InvalidInput, NotFound
+from style_studio.base.family import native_side
+from style_studio.base.jobs import Job, JobContext, JobRunner
+from style_studio.base.styles import Style, Styles
+from style_studio.base.workspace import Workspace
+from style_studio.images.style_signature import StyleComparison, compare_ab
+from style_studio.models.tiny import parse_tiny_id
+from style_studio.training.service import Run, Training
+
+from .grids import GridLayout, compose_grid
+from .output_metadata import OutputSettings, read_settings, save_output
+from .pipeline_cache import LoraSource, PipelineCache
+
+JOB_KIND = "generate"
+DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
+MAX_COUNT = 8
+# Below this many steps a LoRA has learned little of a style (Quick draft trains 400):
+# its label says "short run", so nobody mistakes it for the finished one.
+SHORT_RUN_STEPS = 100
+
+
+@dataclass
+class GenerateRequest:
+    """What the artist asks for. `checkpoint` None = the run's final LoRA; `seed` None =
+    a random seed, which is then recorded; `width`/`height` None = the model's native size."""
+
+    style_id: str
+    run_id: str | None = None
+    checkpoint: int | None = None
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int | None = None
+    steps: int = 20
+    guidance: float = 7.0
+    width: int | None = None
+    height: int | None = None
+    count: int = 1
+    lora_scale: float = 1.0
+
+
+@dataclass
+class RunCheckpoint:
+    """One loadable LoRA of a run: the final one (step None) or a step checkpoint."""
+
+    step: int | None
+    label: str
+    lora_dir: Path
+
+
+@dataclass
+class RunChoice:
+    """A run the artist can generate with, as the run picker shows it."""
+
+    run_id: str
+    label: str
+    base_model: str
+    family: str
+    checkpoints: list[RunCheckpoint]
+    flags: list[str] = field(default_factory=list)
+    status: str = "done"
+
+    @property
+    def finished(self) -> bool:
+        """Trained to its last step: the LoRA the artist meant to make."""
+        return self.status == "done"
+
+
+@dataclass
+class Output:
+    """One saved image and the settings read back from its own PNG."""
+
+    path: Path
+    settings: OutputSettings
+    label: str = ""
+
+
+@dataclass
+class _Cell:
+    """One image to render: a prompt and seed, with or without a LoRA."""
+
+    prompt: str
+    seed: int
+    kind: str
+    label: str = ""
+    checkpoint: RunCheckpoint | None = None
+    scale: float | None = None
+
+
+@dataclass
+class _Plan:
+    """A request checked and resolved before it waits for the device."""
+
+    request: GenerateRequest
+    base_model: str
+    family: str
+    identity: str | None
+    run: Run | None
+    checkpoint: RunCheckpoint | None
+    width: int
+    height: int
+
+    @property
+    def seed(self) -> int:
+        assert self.request.seed is not None  # _checked always chooses one
+        return self.request.seed
+
+
+def native_size(base_model: str, family: str) -> int:
+    """The side the base model was trained at; the tiny models are 64 px, the toy 256."""
+    return 64 if parse_tiny_id(base_model) else native_side(family, base_model)
+
+
+def _checked(request: GenerateRequest) -> GenerateRequest:
+    """Refuse values that would fail deep in the pipeline, with words to fix them."""
+    if not request.prompt.strip():
+        raise InvalidInput("Write a prompt first (for example your trigger word and a subject).")
+    limits = (("steps", request.steps, 1, 150), ("guidance", request.guidance, 0, 30),
+              ("count", request.count, 1, MAX_COUNT), ("LoRA scale", request.lora_scale, -2, 2))
+    for name, value, low, high in limits:
+        if not low <= value <= high:
+            raise InvalidInput(f"The {name} must be between {low} and {high} (got {value}).")
+    for name in ("width", "height"):
+        value = getattr(request, name)
+        if value is not None and (value % 8 or not 64 <= value <= 2048):
+            raise InvalidInput(f"The {name} must be a multiple of 8 between 64 and 2048 "
+                               f"(got {value}).")
+    if request.seed is not None and not 0 <= request.seed < 2**32:
+        raise InvalidInput("The seed must be a whole number between 0 and 4294967295.")
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - MAX_COUNT)
+    return replace(request, seed=seed, prompt=request.prompt.strip(),
+                   negative_prompt=request.negative_prompt.strip())
+
+
+class Playground:
+    """Generation, A/B and grids through the job runner; history read from the PNGs.
+
+    It reads runs and checkpoints from the training service and never writes them.
+    """
+
+    def __init__(self, workspace: Workspace, jobs: JobRunner, styles: Styles,
+                 training: Training, base_model_for: Callable[[Style], str],
+                 cache: PipelineCache | None = None):
+        self.workspace = workspace
+        self.jobs = jobs
+        self.styles = styles
+        self.training = training
+        self.base_model_for = base_model_for
+        self.cache = cache or PipelineCache(workspace.models_dir)
+
+    # ------------------------------------------------------------------ choices
+    def default_request(self, style_id: str) -> GenerateRequest:
+        """A ready-to-run request: the style's trigger word first, native size."""
+        style = self.styles.get(style_id)
+        subject = f"{style.trigger}, {DEFAULT_SUBJECT}" if style.trigger else DEFAULT_SUBJECT
+        run = self.preferred_run(style_id)
+        base, family = (run.base_model, run.family) if run else self.style_base(style_id)
+        side = native_size(base, family)
+        return GenerateRequest(style_id=style_id, run_id=run.run_id if run else None,
+                               prompt=subject, width=side, height=side)
+
+    def style_base(self, style_id: str) -> tuple[str, str]:
+        """The base model used without a run: the style's, else the app's, else tiny."""
+        style = self.styles.get(style_id)
+        return self.base_model_for(style), style.family
+
+    def runs(self, style_id: str) -> list[RunChoice]:
+        """Runs of the style that have at least one complete LoRA, newest first."""
+        choices = []
+        for run in self.training.runs(style_id):
+            checkpoints = self.checkpoints(run.id)
+            if checkpoints:
+                choices.append(RunChoice(run.id, _run_label(run), run.base_model, run.family,
+                                         checkpoints, list(run.flags), run.status))
+        return choices
+
+    def preferred_run(self, style_id: str) -> RunChoice | None:
+        """The run to offer first: the newest finished one, not a cancelled 8-step try
+        that happens to be newer; else the newest run with a LoRA at all."""
+        runs = self.runs(style_id)
+        return next((r for r in runs if r.finished), runs[0] if runs else None)
+
+    def checkpoints(self, run_id: str) -> list[RunCheckpoint]:
+        """Final LoRA first, then step checkpoints, newest first (the Training contract)."""
+        return [RunCheckpoint(c.step, c.label, Path(c.lora_dir))
+                for c in self.training.checkpoints(run_id)]
+
+    def _run(self, run_id: str) -> Run:
+        try:
+            return self.training.get_run(run_id)
+        except NotFound as exc:
+            raise NotFound(f"Run {run_id} no longer exists; choose another run.") from exc
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, request: GenerateRequest) -> _Plan:
+        request = _checked(request)
+        self.styles.get(request.style_id)
+        if request.run_id is None:
+            base, family = self.style_base(request.style_id)
+            run, checkpoint, identity = None, None, None
+        else:
+            run = self._run(request.run_id)
+            if run.style_id != request.style_id:
+                raise InvalidInput("That run belongs to another style; choose one of this "
+                                   "style's runs.")
+            base, family, identity = run.base_model, run.family, run.base_model_identity or None
+            checkpoint = self._checkpoint(request.run_id, request.checkpoint)
+        side = native_size(base, family)
+        return _Plan(request, base, family, identity, run, checkpoint,
+                     request.width or side, request.height or side)
+
+    def _checkpoint(self, run_id: str, step: int | None) -> RunCheckpoint:
+        available = self.checkpoints(run_id)
+        for checkpoint in available:
+            if checkpoint.step == step:
+                return checkpoint
+        have = ", ".join(c.label for c in available) or "none yet"
+        wanted = "final LoRA" if step is None else f"checkpoint at step {step}"
+        raise NotFound(f"Run {run_id} has no {wanted} (available: {have}).")
+
+    # ------------------------------------------------------------------ jobs
+    def submit(self, request: GenerateRequest) -> Job:
+        """Generate `count` images (seeds seed, seed+1, ...) with the chosen LoRA or none."""
+        plan = self._plan(request)
+        req = plan.request
+        cells = [_Cell(req.prompt, plan.seed + i, "single", checkpoint=plan.checkpoint,
+                       scale=req.lora_scale if plan.checkpoint else None)
+                 for i in range(req.count)]
+        what = f"with {plan.checkpoint.label} of run {req.run_id}" if plan.checkpoint else \
+            "with the base model"
+        return self._submit(plan, cells, f"Generate {req.count} image(s) {what}", "generate")
+
+    def submit_ab(self, request: GenerateRequest) -> Job:
+        """A/B: for each seed, the base model without the LoRA and with it, side by side."""
+        plan = self._plan(request)
+        if plan.checkpoint is None:
+            raise InvalidInput("A/B compares a LoRA with the base model: choose a run first.")
+        req = plan.request
+        cells = []
+        for i in range(req.count):
+            seed = plan.seed + i
+            # Just "A" and "B": each image's settings line already says seed, LoRA and scale.
+            cells.append(_Cell(req.prompt, seed, "ab-base", label="A"))
+            cells.append(_Cell(req.prompt, seed, "ab-lora", checkpoint=plan.checkpoint,
+                               scale=req.lora_scale, label="B"))
+        return self._submit(plan, cells, f"A/B of run {req.run_id} against the base", "ab")
+
+    def submit_grid(self, request: GenerateRequest, checkpoints: list[int | None],
+                    scales: list[float] | None = None,
+                    prompts: list[str] | None = None) -> Job:
+        """Grid: rows = checkpoints, columns = LoRA scales or prompts, all one seed."""
+        plan = self._plan(replace(request, count=1))
+        if plan.checkpoint is None:
+            raise InvalidInput("A grid compares checkpoints of a run: choose a run first.")
+        if bool(scales) == bool(prompts):
+            raise InvalidInput("Give the grid's columns: either LoRA scales or prompts.")
+        run_id = str(plan.request.run_id)
+        rows = [self._checkpoint(run_id, step) for step in (checkpoints or [plan.checkpoint.step])]
+        for scale in scales or []:
+            _checked(replace(plan.request, lora_scale=scale))
+        columns: list[tuple[str, str, float]] = (
+            [(f"scale {s:g}", plan.request.prompt, float(s)) for s in scales] if scales else
+            [(p.strip(), p.strip(), plan.request.lora_scale) for p in prompts or [] if p.strip()])
+        layout = GridLayout([r.label for r in rows], [c[0] for c in columns],
+                            col_axis="scale" if scales else "prompt")
+        layout.check()
+        seed = plan.seed
+        cells = [_Cell(prompt, seed, "grid-cell", f"{row.label} · {col}", row, scale)
+                 for row in rows for col, prompt, scale in columns]
+        layout.title = f"{plan.request.prompt} · seed {seed} · run {plan.request.run_id}"
+        return self._submit(plan, cells, f"Grid {layout.shape[0]}×{layout.shape[1]} of run "
+                            f"{plan.request.run_id}", "grid", layout)
+
+    def _submit(self, plan: _Plan, cells: list[_Cell], title: str, mode: str,
+                layout: GridLayout | None = None) -> Job:
+        req = plan.request
+        params = {"mode": mode, "run_id": req.run_id, "checkpoint": req.checkpoint,
+                  "prompt": req.prompt, "seed": req.seed, "images": len(cells)}
+        return self.jobs.submit(
+            JOB_KIND, lambda ctx: self._render(ctx, plan, cells, mode, layout),
+            title=title, style_id=req.style_id, params=params)
+
+    def generate(self, request: GenerateRequest, timeout: float | None = None) -> list[Output]:
+        """Submit and wait: for scripts, tests and a future CLI."""
+        job = self.jobs.wait(self.submit(request).id, timeout)
+        return self.outputs(job.id)
+
+    # ------------------------------------------------------------------ rendering
+    def _render(self, ctx: JobContext, plan: _Plan, cells: list[_Cell], mode: str,
+                layout: GridLayout | None) -> dict[str, Any]:
+        """The job body: load what is needed (once), render each cell, save each PNG."""
+        if not self.cache.is_loaded(plan.base_model, plan.family):
+            ctx.progress(0.0, f"Loading the base model {plan.base_model} (only the first "
+                              "time; later switches are quick)")
+        style_dir = self.workspace.style_dir(plan.request.style_id)
+        outputs_dir = self.workspace.outputs_dir(plan.request.style_id)
+        saved: list[dict[str, str]] = []
+        images = []
+        first: OutputSettings | None = None
+        for index, cell in enumerate(cells):
+            ctx.check_cancelled()
+            image, settings = self._render_cell(ctx, plan, cell, index, len(cells))
+            path = save_output(image, settings, outputs_dir)
+            saved.append({"file": path.relative_to(style_dir).as_posix(), "label": cell.label})
+            images.append(image)
+            first = first or settings
+        result: dict[str, Any] = {"mode": mode, "outputs": saved}
+        if layout is not None and first is not None:
+            result["grid"] = self._save_grid(plan, layout, images, saved, first)
+        if plan.run and ERASED_FLAG in plan.run.flags:
+            result["warning"] = ("This run was trained on images that have since been erased "
+                                 "on request; retrain before sharing anything it makes.")
+        if self._training_waiting():
+            self.release()  # the queued training needs the memory more than our cache
+        ctx.progress(1.0, f"Saved {len(saved)} image(s) in outputs/")
+        return result
+
+    def _training_waiting(self) -> bool:
+        return any(job.status == "queued" and "train" in job.kind
+                   for job in self.jobs.list(limit=20))
+
+    def release(self) -> None:
+        """Free the cached pipelines and adapters (device memory); the next generation
+        loads the base again. Training should call this before it loads its own model."""
+        self.cache.clear()
+
+    def _render_cell(self, ctx: JobContext, plan: _Plan, cell: _Cell, index: int,
+                     total: int) -> tuple[Any, OutputSettings]:
+        lora = LoraSource(cell.checkpoint.lora_dir, f"{cell.checkpoint.label} of run "
+                          f"{plan.request.run_id}") if cell.checkpoint else None
+        active = self.cache.activate(plan.base_model, plan.family, lora,
+                                     cell.scale if cell.scale is not None else 1.0,
+                                     identity=plan.identity)
+        req = plan.request
+
+        def on_step(pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+            steps = max(1, len(pipe.scheduler.timesteps))
+            ctx.progress((index + (step + 1) / steps) / total,
+                         f"Image {index + 1} of {total}: step {step + 1}/{steps}")
+            ctx.check_cancelled()
+            return kwargs
+
+        image = active.pipe(
+            prompt=cell.prompt, negative_prompt=req.negative_prompt or None,
+            num_inference_steps=req.steps, guidance_scale=req.guidance,
+            width=plan.width, height=plan.height,
+            generator=torch.Generator(device="cpu").manual_seed(cell.seed),
+            callback_on_step_end=on_step, output_type="pil",
+        ).images[0]
+        uses_lora = cell.checkpoint is not None
+        settings = OutputSettings(
+            prompt=cell.prompt, negative_prompt=req.negative_prompt, seed=cell.seed,
+            steps=req.steps, guidance=req.guidance, width=plan.width, height=plan.height,
+            base_model=plan.base_model, base_model_identity=active.base_identity,
+            style_id=req.style_id, run_id=req.run_id if uses_lora else None,
+            checkpoint=cell.checkpoint.step if cell.checkpoint else None,
+            lora_scale=cell.scale if uses_lora else None, lora_sha256=active.lora_sha256,
+            manifest_sha256=plan.run.manifest_sha256 or None if plan.run and uses_lora else None,
+            kind=cell.kind)
+        return image, settings
+
+    def _save_grid(self, plan: _Plan, layout: GridLayout, images: list, saved: list[dict],
+                   first: OutputSettings) -> dict[str, Any]:
+        rows, cols = layout.shape
+        grid = compose_grid([images[r * cols:(r + 1) * cols] for r in range(rows)], layout)
+        layout.cells = [[saved[r * cols + c]["file"] for c in range(cols)] for r in range(rows)]
+        extra = {"grid_rows": "\n".join(layout.row_labels),
+                 "grid_cols": "\n".join(layout.col_labels),
+                 "grid_axes": f"{layout.row_axis} x {layout.col_axis}"}
+        folder = self.workspace.outputs_dir(plan.request.style_id) / "grids"
+        path = save_output(grid.image, replace(first, kind="grid", created_at=""), folder, extra)
+        style_dir = self.workspace.style_dir(plan.request.style_id)
+        return {"file": path.relative_to(style_dir).as_posix(), "rows": layout.row_labels,
+                "cols": layout.col_labels, "row_axis": layout.row_axis,
+                "col_axis": layout.col_axis, "cells": layout.cells, "boxes": grid.boxes}
+
+    # ------------------------------------------------------------------ reading back
+    def outputs(self, job_id: str) -> list[Output]:
+        """The images a finished job saved, with settings read from each file."""
+        job = self.jobs.get(job_id)
+        if not job.style_id or not job.result:
+            return []
+        style_dir = self.workspace.style_dir(job.style_id)
+        return [Output(style_dir / item["file"], read_settings(style_dir / item["file"]),
+                       item.get("label", ""))
+                for item in job.result.get("outputs", []) if (style_dir / item["file"]).is_file()]
+
+    def style_comparison(self, job_id: str) -> StyleComparison | None:
+        """Distances of a finished A/B to its run's style; None for other jobs, or runs
+        trained before style signatures were saved."""
+        job = self.jobs.get(job_id)
+        outputs = self.outputs(job_id)
+        pairs = [o for o in outputs if o.label in ("A", "B")]
+        run_id = next((o.settings.run_id for o in pairs if o.settings.run_id), None)
+        signature = self.training.style_signature(run_id) if run_id else None
+        if job.status != "done" or signature is None:
+            return None
+        images = {label: [(o.settings.seed, o.path) for o in pairs if o.label == label]
+                  for label in ("A", "B")}
+        if not images["A"] or len(images["A"]) != len(images["B"]):
+            return None
+        opened = {label: [_open_rgb(path) for _, path in items]
+                  for label, items in images.items()}
+        return compare_ab(opened["A"], opened["B"], signature,
+                          [seed for seed, _ in images["A"]])
+
+    def grid_path(self, job_id: str) -> Path | None:
+        job = self.jobs.get(job_id)
+        grid = (job.result or {}).get("grid")
+        if not grid or not job.style_id:
+            return None
+        return self.workspace.style_dir(job.style_id) / grid["file"]
+
+    def history(self, style_id: str, limit: int = 60) -> list[Output]:
+        """Saved outputs of the style, newest first; files without settings are skipped."""
+        folder = self.workspace.outputs_dir(style_id)
+        found: list[Output] = []
+        for path in sorted(folder.glob("*.png"), reverse=True) if folder.is_dir() else []:
+            try:
+                found.append(Output(path, read_settings(path)))
+            except InvalidInput:
+                continue
+            if len(found) >= limit:
+                break
+        return found
+
+    def settings_of(self, path: Path) -> GenerateRequest:
+        """"Use these settings again": the request that made `path`, from its own PNG."""
+        s = read_settings(Path(path))
+        return GenerateRequest(
+            style_id=s.style_id, run_id=s.run_id, checkpoint=s.checkpoint, prompt=s.prompt,
+            negative_prompt=s.negative_prompt, seed=s.seed, steps=s.steps,
+            guidance=s.guidance, width=s.width, height=s.height, count=1,
+            lora_scale=s.lora_scale if s.lora_scale is not None else 1.0)
+
+    def waiting_reason(self, job_id: str) -> str | None:
+        """Why a queued generation has not started: which job holds the device."""
+        job = self.jobs.get(job_id)
+        if job.status != "queued":
+            return None
+        current = self.jobs.current()
+        if current is None or current.id == job_id:
+            return "Waiting for the device to start."
+        busy = "Training" if "train" in current.kind else "Another job"
+        return (f"Waiting for the device: {busy} “{current.title}” is running "
+                f"({current.progress:.0%}). Your images start as soon as it finishes — or "
+                "pause it (cancel now, resume later) in the Training tab.")
+
+    def cancel(self, job_id: str) -> Job:
+        return self.jobs.cancel(job_id)
+
+    def latest_job(self, style_id: str) -> Job | None:
+        """The newest playground job of the style, so a reloaded page reattaches to it."""
+        jobs = self.jobs.list(style_id=style_id, kind=JOB_KIND, limit=1)
+        return jobs[0] if jobs else None
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _run_label(run: Run) -> str:
+    """Date, state and steps; a run stopped early or trained only briefly says so, since
+    its LoRA has learned little of the style."""
+    when = run.created_at[:16].replace("T", " ")
+    if run.status == "done":
+        state = f"done · {run.step} steps"
+    elif run.status == "running":
+        state = f"{run.shown_status}, step {run.step}/{run.total_steps} (checkpoints only)"
+    else:
+        state = f"■ {run.status} at step {run.step}/{run.total_steps}"
+    short = " · short run" if run.step < SHORT_RUN_STEPS and run.status != "running" else ""
+    flags = " · ⚠ " + ", ".join(run.flags) if run.flags else ""
+    return f"{when} · {state}{short} · {run.id}{flags}"
+

@@ -1,0 +1,508 @@
+"""The Training service: start, watch, cancel and resume LoRA runs of a style.
+
+`studio.training` is what the Training tab, the Playground and the tests use. A run is a
+record in the `runs` table plus a folder (config.json, manifest.json, metrics.jsonl,
+samples/, checkpoints/, lora/, README.md). Training itself runs as a job on the one
+worker; the trainer asks the consent gate for its images, so no caller can hand it
+an image that is not cleared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from style_studio.base.errors import (
+    GateRefused,
+    InvalidInput,
+    JobCancelled,
+    ModelUnavailable,
+    StudioError,
+)
+from style_studio.base.family import TOY_ID, native_side
+from style_studio.base.files import atomic_write_json, atomic_write_text, sha256_bytes, slug
+from style_studio.base.jobs import FINISHED, Job, JobContext, JobRunner
+from style_studio.base.store import Store, known_fields, new_id, utc_now
+from style_studio.base.styles import Style, Styles
+from style_studio.base.workspace import Workspace
+from style_studio.consent.gate import TrainingPlan
+from style_studio.consent.service import Consent
+from style_studio.images.style_signature import StyleSignature
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import describe_source, model_identity
+
+from .checkpoints import CheckpointFolder
+from .config import TrainConfig
+from .data import training_caption
+from .energy import EnergyMeter, EnergyReport
+from .export import DIFFUSERS_NAME
+from .provenance import (
+    build_manifest,
+    lora_metadata,
+    model_card,
+    provenance_report,
+    write_manifest,
+)
+from .run_details import RunFile, RunImage, browser_files, bundle, run_files, run_images
+from .sampling import SCORES_NAME, SIGNATURE_NAME, sample_name
+from .trainer import Trainer, TrainSpec
+
+JOB_KIND = "training"
+RESUMABLE = ("cancelled", "interrupted", "failed")
+_SAMPLE_RE = re.compile(r"^step-(\d{6,})-(\d+)\.png$")
+
+
+@dataclass
+class Run:
+    """A training run as the runs table holds it, plus its folder."""
+
+    id: str
+    style_id: str
+    run_dir: Path
+    job_id: str = ""
+    status: str = "running"
+    base_model: str = ""
+    base_model_identity: str = ""
+    family: str = "sd15"
+    config: dict[str, Any] = field(default_factory=dict)
+    image_hashes: list[str] = field(default_factory=list)
+    image_count: int = 0
+    flags: list[str] = field(default_factory=list)
+    manifest_sha256: str = ""
+    step: int = 0
+    total_steps: int = 0
+    created_at: str = ""
+    finished_at: str | None = None
+    energy: dict[str, Any] | None = None
+    error: str | None = None
+    queued: bool = False  # "running" in the table, but its job still waits for the device
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in RESUMABLE
+
+    @property
+    def active(self) -> bool:
+        """Training now or waiting for the device: Cancel can act, Start must wait."""
+        return self.status == "running"
+
+    @property
+    def shown_status(self) -> str:
+        """The status in words a person reads: a queued run is "waiting", not "running"."""
+        return "waiting" if self.queued else self.status
+
+
+@dataclass
+class Sample:
+    step: int
+    index: int
+    prompt: str
+    seed: int
+    path: Path
+
+
+@dataclass
+class Checkpoint:
+    step: int | None  # None = the finished LoRA
+    label: str
+    lora_dir: Path
+    diffusers_file: Path
+
+
+class Training:
+    """Runs of every style; one training job at a time on the studio's worker."""
+
+    def __init__(self, store: Store, workspace: Workspace, jobs: JobRunner, styles: Styles,
+                 consent: Consent, base_model_for: Callable[[Style], str],
+                 free_captioner: Callable[[], object] | None = None,
+                 torch_threads: int | None = None):
+        """`base_model_for` resolves a style's base model (its own, the app's default, or
+        the family's tiny model); `free_captioner` gives the captioning model's memory back
+        before a run; `torch_threads` is the launch setting (else the environment's)."""
+        self.store = store
+        self.workspace = workspace
+        self.jobs = jobs
+        self.styles = styles
+        self.consent = consent
+        self.base_model_for = base_model_for
+        self.free_captioner = free_captioner
+        self.torch_threads = torch_threads
+        self._mark_interrupted()
+
+    # -- reading --------------------------------------------------------------------------
+    def _run(self, doc: dict[str, Any]) -> Run:
+        data = known_fields(Run, doc)
+        data.pop("run_dir", None)
+        data.pop("queued", None)
+        if data.get("status") == "running" and data.get("job_id"):
+            data["step"], data["queued"] = self._live_state(data["job_id"], data.get("step", 0))
+        return Run(run_dir=self.workspace.run_dir(doc["style_id"], doc["id"]), **data)
+
+    def _live_state(self, job_id: str, stored: int) -> tuple[int, bool]:
+        """The run record is written at checkpoints; the job knows the current step, and
+        whether it still waits for the device."""
+        try:
+            job = self.jobs.get(job_id)
+        except StudioError:
+            return stored, False
+        return int(job.extra.get("step") or stored), job.status == "queued"
+
+    def get_run(self, run_id: str) -> Run:
+        return self._run(self.store.require("runs", run_id, "Training run"))
+
+    def runs(self, style_id: str) -> list[Run]:
+        """Newest first."""
+        runs = [self._run(d) for d in self.store.find("runs", style_id=style_id)]
+        return sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    def active_run(self, style_id: str | None = None) -> Run | None:
+        """The run being trained (or else one waiting for the device), for a page to
+        reattach to."""
+        runs = [self._run(doc) for doc in self.store.find("runs", status="running")
+                if style_id is None or doc["style_id"] == style_id]
+        runs.sort(key=lambda r: (r.queued, r.created_at))
+        return runs[0] if runs else None
+
+    def run_images(self, run_id: str) -> list[RunImage]:
+        """Every image the run was trained on (from its manifest), with what became of it
+        since: erased, consent revoked, or as it was. Empty before the run has started."""
+        run = self.get_run(run_id)
+        manifest = self._read_manifest(run)
+        if manifest is None:
+            return []
+        return run_images(manifest, self.workspace.style_dir(run.style_id),
+                          self.store.find("images", style_id=run.style_id),
+                          {c["id"]: c for c in self.store.find("consents",
+                                                               style_id=run.style_id)})
+
+    def run_files(self, run_id: str) -> list[RunFile]:
+        """The run's files for download (LoRAs, card, report, manifest), as copies in the
+        upload cache: the workspace is never served, and erasure finds these copies."""
+        run = self.get_run(run_id)
+        return browser_files(self.workspace, run.id, run_files(run.run_dir))
+
+    def run_bundle(self, run_id: str) -> Path | None:
+        """A zip of every file of `run_files` (and the card's samples), in the upload
+        cache; None while the run has no files yet."""
+        run = self.get_run(run_id)
+        try:
+            name = f"{slug(self.styles.get(run.style_id).name)}-{run.id}"
+        except StudioError:
+            name = f"run-{run.id}"
+        return bundle(self.workspace, run.id, run.run_dir, name)
+
+    def _read_manifest(self, run: Run) -> dict[str, Any] | None:
+        try:
+            return json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def plan(self, style_id: str) -> TrainingPlan:
+        return self.consent.trainable(style_id)
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """One row per optimizer step: loss, smoothed loss, learning rate, speed, ETA."""
+        return _read_jsonl(self.get_run(run_id).run_dir / "metrics.jsonl")
+
+    def style_scores(self, run_id: str) -> list[dict[str, Any]]:
+        """One row per sampled step: how far its samples are from the training images'
+        style (`style_distance`, 0-1, lower is closer) and their fine detail over the
+        training images' (`hf_ratio`; well above 1 is speckle)."""
+        return _read_jsonl(self.get_run(run_id).run_dir / SCORES_NAME)
+
+    def style_signature(self, run_id: str) -> StyleSignature | None:
+        """The training images' signature saved when the run started (None before)."""
+        path = self.get_run(run_id).run_dir / SIGNATURE_NAME
+        return StyleSignature.load(path) if path.is_file() else None
+
+    def samples(self, run_id: str) -> list[Sample]:
+        """Oldest step first, then by prompt."""
+        run = self.get_run(run_id)
+        config = TrainConfig.from_dict(run.config) if run.config else TrainConfig()
+        folder = run.run_dir / "samples"
+        found = []
+        for path in sorted(folder.glob("step-*.png")) if folder.is_dir() else []:
+            match = _SAMPLE_RE.match(path.name)
+            if match:
+                index = int(match.group(2))
+                prompts = config.sample_prompts
+                prompt = prompts[index] if index < len(prompts) else ""
+                found.append(Sample(int(match.group(1)), index, prompt,
+                                    config.seed_for(index), path))
+        return sorted(found, key=lambda s: (s.step, s.index))
+
+    def checkpoints(self, run_id: str) -> list[Checkpoint]:
+        """The finished LoRA first (if any), then checkpoints, newest first."""
+        run = self.get_run(run_id)
+        found = []
+        final = run.run_dir / "lora"
+        if (final / DIFFUSERS_NAME).is_file():
+            found.append(Checkpoint(None, f"Final (step {run.step})", final,
+                                    final / DIFFUSERS_NAME))
+        folder = CheckpointFolder(run.run_dir)
+        for step in reversed(folder.steps()):
+            path = folder.path(step)
+            found.append(Checkpoint(step, f"Step {step}", path, path / DIFFUSERS_NAME))
+        return found
+
+    # -- starting -------------------------------------------------------------------------
+    def _base_ref(self, style: Any, base_model: str | None) -> str:
+        return base_model or self.base_model_for(style)
+
+    def start(self, style_id: str, config: TrainConfig | None = None,
+              base_model: str | None = None) -> Job:
+        """Check everything that can be checked now, record the run, queue the job."""
+        style = self.styles.get(style_id)
+        self._refuse_second_run(style_id)
+        config = (config or TrainConfig.preset("balanced")).validate()
+        ref = self._base_ref(style, base_model)
+        source = describe_source(ref, style.family, self.workspace.models_dir)
+        if not source.available:
+            raise ModelUnavailable(f"The base model {ref} cannot be used: {source.detail}")
+        self.plan(style_id).require()
+        if not config.sample_prompts:
+            config = TrainConfig.from_dict({**config.to_dict(),
+                                            "sample_prompts": config.prompts_for(style.trigger)})
+        if not config.resolution and ref == TOY_ID:  # "native" is 256 px for the toy model
+            config = TrainConfig.from_dict({**config.to_dict(),
+                                            "resolution": native_side(style.family, ref)})
+        run_id = new_id()
+        self.store.insert("runs", {
+            "id": run_id, "style_id": style_id, "job_id": "", "status": "running",
+            "base_model": ref, "base_model_identity": "", "family": style.family,
+            "config": config.to_dict(), "image_hashes": [], "image_count": 0, "flags": [],
+            "manifest_sha256": "", "step": 0, "total_steps": config.max_steps,
+            "created_at": utc_now(), "finished_at": None, "energy": None, "error": None})
+        self.store.audit("training.start", style_id, run_id=run_id, base_model=ref)
+        return self._submit(run_id, style.name, resume=False)
+
+    def _refuse_second_run(self, style_id: str) -> None:
+        """A second click on Start must not queue a duplicate run of the same style."""
+        active = self.active_run(style_id)
+        if active is None:
+            return
+        doing = ("is waiting for the device" if active.queued
+                 else f"is training (step {active.step} of {active.total_steps})")
+        raise InvalidInput(f"Run {active.id} of this style {doing}. Wait for it to finish, "
+                           "or cancel it, before starting another.")
+
+    def resume(self, run_id: str) -> Job:
+        run = self.get_run(run_id)
+        if not run.resumable:
+            raise InvalidInput(f"This run is {run.status}; only a cancelled, interrupted or "
+                               "failed run can be resumed.")
+        manifest = run.run_dir / "manifest.json"
+        if manifest.is_file():  # checked again by the job; here for an immediate answer
+            style = self.styles.get(run.style_id)
+            _same_images(json.loads(manifest.read_text(encoding="utf-8")),
+                         self.plan(run.style_id), style.trigger)
+        self.store.update("runs", run_id, status="running", error=None, finished_at=None)
+        self.store.audit("training.resume", run.style_id, run_id=run_id)
+        return self._submit(run_id, self.styles.get(run.style_id).name, resume=True)
+
+    def _submit(self, run_id: str, style_name: str, resume: bool) -> Job:
+        run = self.get_run(run_id)
+        verb = "Resume training" if resume else "Train"
+        job = self.jobs.submit(
+            JOB_KIND, lambda ctx: self._job(ctx, run_id, resume),
+            title=f"{verb} '{style_name}'", style_id=run.style_id,
+            params={"run_id": run_id, "resume": resume})
+        self.store.update("runs", run_id, job_id=job.id)
+        return job
+
+    def cancel(self, run_id: str) -> Run:
+        """Ask the run's job to stop; it saves a checkpoint within one step."""
+        run = self.get_run(run_id)
+        if run.status != "running" or not run.job_id:
+            return run
+        job = self.jobs.cancel(run.job_id)
+        if job.status == "cancelled" and job.started_at is None:  # it never started
+            self.store.update("runs", run_id, status="cancelled", finished_at=utc_now())
+        return self.get_run(run_id)
+
+    def _mark_interrupted(self) -> None:
+        """A run still "running" whose job is over was cut off by a stopped app."""
+        with self.store.batch():
+            for doc in self.store.find("runs", status="running"):
+                job = self.store.get("jobs", doc.get("job_id") or "")
+                if job is None or job.get("status") in FINISHED:
+                    status = "interrupted" if job is None or job["status"] in (
+                        "interrupted", "running", "queued") else job["status"]
+                    self.store.update("runs", doc["id"], status=status,
+                                      finished_at=utc_now(),
+                                      error=job.get("error") if job else None)
+
+    # -- the job ------------------------------------------------------------------------
+    def _job(self, ctx: JobContext, run_id: str, resume: bool) -> dict[str, Any]:
+        run = self.get_run(run_id)
+        style = self.styles.get(run.style_id)
+        config = TrainConfig.from_dict(run.config)
+        self._free_captioner()
+        self._set_threads()
+        device = pick_device(config.device)
+        meter = EnergyMeter(device.device, device.label)
+        prior = EnergyReport.from_dict(run.energy)
+        trainer = None
+        status, error = "failed", None
+        try:
+            plan = self.consent.require_trainable(run.style_id)
+            manifest, sha = self._manifest(run, style, plan, config, meter, resume)
+            spec = TrainSpec(
+                run_id=run_id, run_dir=run.run_dir, family=run.family, base_ref=run.base_model,
+                models_dir=self.workspace.models_dir, config=config, items=plan.included,
+                trigger=style.trigger, cache_root=self.workspace.cache_dir(run.style_id),
+                identity=manifest["base_model"]["identity"],
+                kohya_name=f"{slug(style.name)}.kohya.safetensors",
+                metadata=lambda fmt, step: lora_metadata(
+                    manifest, sha, fmt, step=step, rank=config.rank, alpha=config.alpha,
+                    energy=None if step else meter.read().plus(prior).to_dict()),
+                resume=resume,
+                on_checkpoint=lambda step: self.store.update("runs", run_id, step=step))
+            trainer = Trainer(spec, ctx)
+            trainer.prepare()
+            self.store.update("runs", run_id, total_steps=trainer.total_steps, step=trainer.step)
+            outcome = trainer.run()
+            status = "done"
+            return {"run_id": run_id, "step": outcome.step, "cache_hits": outcome.cache_hits,
+                    "cache_misses": outcome.cache_misses}
+        except JobCancelled:
+            status = "cancelled"
+            raise
+        except StudioError as exc:
+            error = str(exc)
+            raise
+        except Exception as exc:
+            error = f"Unexpected error ({type(exc).__name__}): {exc}"
+            raise
+        finally:
+            step = trainer.step if trainer else run.step
+            if trainer:
+                trainer.release()
+            self._finish(run_id, status, error, step, meter.stop().plus(prior))
+
+    def _manifest(self, run: Run, style: Any, plan: TrainingPlan, config: TrainConfig,
+                  meter: EnergyMeter, resume: bool) -> tuple[dict[str, Any], str]:
+        path = run.run_dir / "manifest.json"
+        if resume and path.is_file():
+            data = path.read_bytes()
+            manifest = json.loads(data)
+            _same_images(manifest, plan, style.trigger)
+            return manifest, sha256_bytes(data)
+        identity = model_identity(run.base_model, self.workspace.models_dir)
+        label = describe_source(run.base_model, run.family, self.workspace.models_dir).label
+        manifest = build_manifest(
+            run_id=run.id, style=style, plan=plan, config=config,
+            base={"ref": run.base_model, "identity": identity, "family": run.family,
+                  "label": label},
+            device=meter.label, energy_method=meter.read().method,
+            created_at=run.created_at)
+        atomic_write_json(run.run_dir / "config.json", config.to_dict())
+        sha = write_manifest(path, manifest)
+        self._write_cards(run.run_dir, manifest, sha, style, None)
+        self.store.update("runs", run.id, manifest_sha256=sha, base_model_identity=identity,
+                          image_hashes=plan.image_hashes, image_count=len(plan.included))
+        return manifest, sha
+
+    def _write_cards(self, run_dir: Path, manifest: dict[str, Any], sha: str, style: Any,
+                     outcome: dict[str, Any] | None) -> None:
+        samples = self._final_samples(run_dir, manifest)
+        atomic_write_text(run_dir / "README.md", model_card(
+            manifest, sha, kohya_name=f"{slug(style.name)}.kohya.safetensors",
+            samples=samples, outcome=outcome))
+        atomic_write_text(run_dir / "provenance.md", provenance_report(manifest, sha, outcome))
+
+    def rewrite_cards(self, run_id: str) -> None:
+        """Rebuild README.md and provenance.md from manifest.json and outcome.json as they
+        are now: after an erasure redacted them, the cards must say so too."""
+        run = self.get_run(run_id)
+        try:
+            manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+            outcome_path = run.run_dir / "outcome.json"
+            outcome = (json.loads(outcome_path.read_text(encoding="utf-8"))
+                       if outcome_path.is_file() else None)
+            style = self.styles.get(run.style_id)
+        except (OSError, ValueError, StudioError):
+            return  # no manifest yet (nothing written to redact) or the style is gone
+        self._write_cards(run.run_dir, manifest, run.manifest_sha256, style, outcome)
+
+    def _final_samples(self, run_dir: Path, manifest: dict[str, Any]) -> list[tuple[str, str]]:
+        folder = run_dir / "samples"
+        files = sorted(folder.glob("step-*.png")) if folder.is_dir() else []
+        if not files:
+            return []
+        last = files[-1].name.split("-")[1]
+        prompts = manifest["config"]["sample_prompts"]
+        return [(prompts[i], f"samples/{sample_name(int(last), i)}") for i in range(len(prompts))
+                if (folder / sample_name(int(last), i)).is_file()]
+
+    def _finish(self, run_id: str, status: str, error: str | None, step: int,
+                energy: EnergyReport) -> None:
+        # The card, report and outcome are written before the run reads as finished: the
+        # run page zips them as soon as it sees the status (a zip once held the report
+        # from before its energy line).
+        run = self.get_run(run_id)
+        finished_at = utc_now()
+        outcome = {"status": status, "step": step, "total_steps": run.total_steps,
+                   "error": error, "energy": energy.to_dict(), "energy_summary": energy.summary(),
+                   "flags": run.flags, "finished_at": finished_at}
+        try:
+            atomic_write_json(run.run_dir / "outcome.json", outcome)
+            manifest_path = run.run_dir / "manifest.json"
+            if manifest_path.is_file():
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                style = self.styles.get(run.style_id)
+                self._write_cards(run.run_dir, manifest, run.manifest_sha256, style, outcome)
+        except OSError:
+            pass  # the run record below holds the outcome all the same
+        self.store.update("runs", run_id, status=status, error=error, step=step,
+                          finished_at=finished_at, energy=energy.to_dict())
+        self.store.audit(f"training.{status}", run.style_id, run_id=run_id, step=step,
+                         error=error)
+
+    def _free_captioner(self) -> None:
+        """The captioning model is not needed while training; give its memory back."""
+        if self.free_captioner is not None:
+            self.free_captioner()
+
+    def _set_threads(self) -> None:
+        threads = self.torch_threads or int(
+            os.environ.get("STYLE_STUDIO_TORCH_THREADS", "0") or 0)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+
+
+def _same_images(manifest: dict[str, Any], plan: TrainingPlan, trigger: str) -> None:
+    """A resumed run must see exactly the images (and captions) it started with."""
+    before = {i["sha256"]: i["training_caption"] for i in manifest["images"]}
+    now = {item.sha256: training_caption(item.caption, trigger) for item in plan.included}
+    if before == now:
+        return
+    reasons = {ex.image_id: f"{ex.filename or ex.image_id}: {ex.reason}" for ex in plan.excluded}
+    ids = {i["sha256"]: i["image_id"] for i in manifest["images"]}
+    changes = [reasons.get(ids[sha], f"image {sha[:12]}: erased") for sha in before
+               if sha not in now]
+    changes += [f"image {sha[:12]}: caption changed" for sha in before
+                if sha in now and now[sha] != before[sha]]
+    changes += [f"{len(set(now) - set(before))} image(s) newly cleared"] if set(now) - set(
+        before) else []
+    raise GateRefused("This run cannot be resumed: its images changed since it started ("
+                      + "; ".join(changes) + "). Start a new run with the images as they are "
+                      "now.")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a crash
+    return rows

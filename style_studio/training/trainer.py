@@ -1,0 +1,473 @@
+"""The LoRA training loop (diffusers + peft + accelerate) for SD 1.x and SDXL.
+
+One `Trainer` trains one run in the worker thread: it loads the base model, adds LoRA
+adapters, encodes the gate's images once (cached), then steps. All randomness of a
+step (noise, timesteps, flips, caption dropout) comes from one
+seeded generator whose state is checkpointed with the optimizer and LR schedule, and
+the batch order is a function of (seed, epoch): a resumed run equals an uninterrupted
+one. A non-finite loss stops the run before anything is saved from that state.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from diffusers import DDPMScheduler
+
+from style_studio.base.errors import JobCancelled, StudioError
+from style_studio.base.files import truncate_jsonl
+from style_studio.base.units import format_duration
+from style_studio.consent.gate import TrainItem
+from style_studio.models.devices import pick_device
+from style_studio.models.loading import load_pipeline
+from style_studio.models.objective import (
+    denoising_target,
+    effective_min_snr_gamma,
+    min_snr_weights,
+)
+
+from .checkpoints import STATE_DIR, CheckpointFolder, TrainingState, read_state, replace_folder
+from .checkpoints import write_state as write_training_state
+from .conditioning import TextConditioner, time_ids
+from .config import TrainConfig
+from .data import (
+    BatchOrder,
+    DatasetSpec,
+    LatentCache,
+    TrainExample,
+    build_examples,
+    pixel_step,
+)
+from .eta import StepClock, window_for
+from .export import (
+    DIFFUSERS_NAME,
+    all_finite,
+    kohya_state,
+    lora_state,
+    write_diffusers,
+    write_kohya,
+)
+from .lora_setup import add_adapters, make_optimizer, precision, restore_lora
+from .sampling import SCORES_NAME, SampleWriter
+
+SMOOTHING = 0.9
+
+
+class TrainingDiverged(StudioError):
+    """The loss or the weights became NaN/inf."""
+
+
+class OutOfMemory(StudioError):
+    """The GPU ran out of memory; the message says what to lower."""
+
+
+class SaveFailed(StudioError):
+    """A checkpoint or the final LoRA could not be written."""
+
+
+class Reporter(Protocol):
+    """What the trainer needs from a job context."""
+
+    def progress(self, fraction: float, message: str = "", **extra: Any) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+
+@dataclass
+class TrainSpec:
+    """One run as the service hands it to the trainer."""
+
+    run_id: str
+    run_dir: Path
+    family: str
+    base_ref: str
+    models_dir: Path
+    config: TrainConfig
+    items: list[TrainItem]
+    trigger: str
+    cache_root: Path
+    identity: str
+    kohya_name: str
+    metadata: Callable[[str, int | None], dict[str, Any]]  # (format, step) -> __metadata__
+    resume: bool = False
+    on_checkpoint: Callable[[int], None] | None = None
+
+
+@dataclass
+class Outcome:
+    step: int
+    total_steps: int
+    cache_hits: int
+    cache_misses: int
+
+
+class Trainer:
+    """Trains one run; `prepare()` then `run()`, or `train_step()` for benchmarks."""
+
+    def __init__(self, spec: TrainSpec, reporter: Reporter):
+        self.spec = spec
+        self.cfg = spec.config
+        self.reporter = reporter
+        self.checkpoints = CheckpointFolder(spec.run_dir)
+        self.step = 0
+        self.ema = 0.0
+        self.ema_n = 0
+        self.elapsed_before = 0.0
+        self.last_saved = 0
+        # wall time of recent steps, sample and checkpoint pauses included (the ETA)
+        self.clock = StepClock(window_for(self.cfg.sample_every, self.cfg.checkpoint_every))
+
+    # -- setup ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        cfg, spec = self.cfg, self.spec
+        self.device = pick_device(cfg.device)
+        # accelerate keeps one process-wide state and refuses a second Accelerator with
+        # another precision or device; runs here are sequential, so start each afresh.
+        AcceleratorState._reset_state(reset_partial_state=True)
+        self.accelerator = Accelerator(mixed_precision=precision(cfg, self.device),
+                                       cpu=self.device.device == "cpu")
+        self.dev = self.accelerator.device
+        self._status("Loading the base model")
+        self.pipe = load_pipeline(spec.base_ref, spec.family, spec.models_dir, self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.unet = self.pipe.unet
+        self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        self.min_snr_gamma = effective_min_snr_gamma(self.noise_scheduler, cfg.min_snr_gamma)
+        if self.min_snr_gamma != cfg.min_snr_gamma:
+            self.reporter.log("Min-SNR weighting is off for this run: the base model has a "
+                              "zero-terminal-SNR schedule, where it would give the noisiest "
+                              "steps (a picture's overall colour) no weight.")
+        self.text = TextConditioner(self.pipe, spec.family)
+        self.configs, self.models = add_adapters(self.unet, self.text.encoders,
+                                                 [self.pipe.vae], cfg)
+        self.examples = self._encode_dataset()
+        self.empty_text = self._empty_text()
+        self.order = BatchOrder([e.bucket for e in self.examples], cfg.batch_size, cfg.repeats,
+                                cfg.seed)
+        self.total_steps = (cfg.epochs * self.order.steps_per_epoch if cfg.epochs > 0
+                            else cfg.max_steps)
+        optimizer, scheduler, self.params = make_optimizer(self.models, cfg, self.total_steps)
+        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
+            self.unet, optimizer, scheduler)
+        self.generator = torch.Generator(device=self.dev).manual_seed(cfg.seed)
+        self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
+                                    lambda: self.reporter.cancel_requested)
+        self.samples.set_style([item.path for item in spec.items])
+        if spec.resume:
+            self._restore()
+
+    def _encode_dataset(self) -> list[TrainExample]:
+        cfg, spec, vae = self.cfg, self.spec, self.pipe.vae
+        vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        step = pixel_step(vae_scale, len(self.unet.config.block_out_channels))
+        data_spec = DatasetSpec(cfg.resolution_for(spec.family), step, spec.trigger, cfg.flip,
+                                cache_text=not cfg.train_text_encoder)
+        vae_dtype = vae.dtype
+        if vae_dtype != torch.float32:
+            vae.to(torch.float32)  # SDXL's VAE overflows in fp16; latents are cached anyway
+
+        @torch.no_grad()
+        def encode_image(pixels: torch.Tensor) -> torch.Tensor:
+            # The posterior mean, as kohya's cache and many trainers use: a real VAE's
+            # posterior std is ~1% of the signal, so sampling adds almost nothing there,
+            # while the toy model's random VAE has std ~1 and would drown the image.
+            return vae.encode(pixels.to(self.dev, torch.float32)).latent_dist.mean
+
+        @torch.no_grad()
+        def encode_text(caption: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+            out = self.text.encode([caption], self.dev)
+            return out.embeds[0], None if out.pooled is None else out.pooled[0]
+
+        self.cache = LatentCache(spec.cache_root, spec.identity)
+        try:
+            return build_examples(
+                spec.items, data_spec, self.cache, encode_image, encode_text,
+                progress=lambda done, total, msg: self.reporter.progress(
+                    0.0, msg, phase="preparing", prepared=done, images=total),
+                check_cancelled=self._check_cancelled_early)
+        finally:
+            if vae_dtype != torch.float32:
+                vae.to(vae_dtype)
+
+    def _check_cancelled_early(self) -> None:
+        if self.reporter.cancel_requested:
+            raise JobCancelled("Cancelled while preparing the images; nothing was trained.")
+
+    @torch.no_grad()
+    def _empty_text(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.text.encode([""], self.dev)
+        return out.embeds[0].float().cpu(), None if out.pooled is None else out.pooled[0].cpu()
+
+    # -- resume ---------------------------------------------------------------------------
+    def _restore(self) -> None:
+        self.checkpoints.clean_temp()
+        step = self.checkpoints.latest()
+        if step is None:
+            self.reporter.log("No complete checkpoint yet: starting again from step 0.")
+            return
+        state = read_state(self.checkpoints.path(step) / STATE_DIR)
+        restore_lora({k: self.accelerator.unwrap_model(m) for k, m in self.models.items()},
+                     state.lora)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.lr_scheduler.load_state_dict(state.scheduler)
+        self.generator.set_state(state.generator.to("cpu"))
+        self.step = self.last_saved = state.step
+        self.ema = float(state.extra.get("ema", 0.0))
+        self.ema_n = int(state.extra.get("ema_n", 0))
+        self.elapsed_before = float(state.extra.get("elapsed_s", 0.0))
+        self.checkpoints.drop_after(step)
+        for name in ("metrics.jsonl", SCORES_NAME):  # a resume writes these rows again
+            truncate_jsonl(self.spec.run_dir / name, step)
+        self.reporter.log(f"Resumed from the checkpoint at step {step}.")
+
+    # -- one step -------------------------------------------------------------------------
+    def _batch(self, step: int) -> dict[str, torch.Tensor]:
+        _, indices = self.order.batch_at(step)
+        examples = [self.examples[i] for i in indices]
+        gen, dev, n = self.generator, self.dev, len(examples)
+        flips = (torch.rand(n, generator=gen, device=dev) < 0.5).tolist() if self.cfg.flip \
+            else [False] * n
+        drops = (torch.rand(n, generator=gen, device=dev) < self.cfg.caption_dropout).tolist() \
+            if self.cfg.caption_dropout > 0 else [False] * n
+        latents = torch.stack([e.latent_flipped if f and e.latent_flipped is not None
+                               else e.latent for e, f in zip(examples, flips, strict=True)])
+        latents = latents.to(dev) * self.pipe.vae.config.scaling_factor
+        batch = {"latents": latents}
+        if self.cfg.train_text_encoder:
+            batch["captions"] = ["" if d else e.caption for e, d in zip(examples, drops,
+                                                                        strict=True)]
+        else:
+            embeds = [self.empty_text[0] if d else e.embeds for e, d in zip(examples, drops,
+                                                                             strict=True)]
+            batch["embeds"] = torch.stack(embeds).to(dev)
+            if self.spec.family == "sdxl":
+                pooled = [self.empty_text[1] if d else e.pooled
+                          for e, d in zip(examples, drops, strict=True)]
+                batch["pooled"] = torch.stack(pooled).to(dev)
+        if self.spec.family == "sdxl":
+            batch["time_ids"] = torch.stack([
+                time_ids(e.original_size, e.crop_top_left, (e.bucket[1], e.bucket[0]))
+                for e in examples]).to(dev)
+        return batch
+
+    def _conditioning(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict | None]:
+        if "captions" in batch:
+            out = self.text.encode(batch["captions"], self.dev)
+            embeds, pooled = out.embeds, out.pooled
+        else:
+            embeds, pooled = batch["embeds"], batch.get("pooled")
+        if self.spec.family != "sdxl":
+            return embeds, None
+        return embeds, {"text_embeds": pooled, "time_ids": batch["time_ids"]}
+
+    def denoising_loss(self, pred: torch.Tensor, target: torch.Tensor,
+                       timesteps: torch.Tensor) -> torch.Tensor:
+        """MSE per sample, weighted by min-SNR-γ (Hang et al. 2023) when γ > 0."""
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none")
+        per_sample = per_sample.mean(dim=list(range(1, per_sample.ndim)))
+        gamma = self.min_snr_gamma
+        if gamma <= 0:
+            return per_sample.mean()
+        return (per_sample * min_snr_weights(self.noise_scheduler, timesteps, gamma)).mean()
+
+    def train_step(self, step: int) -> float:
+        """One optimizer step on the batch of 0-based `step`; returns the loss."""
+        batch = self._batch(step)
+        latents, gen, dev = batch["latents"], self.generator, self.dev
+        noise = torch.randn(latents.shape, generator=gen, device=dev)
+        if self.cfg.noise_offset > 0:
+            noise = noise + self.cfg.noise_offset * torch.randn(
+                (*latents.shape[:2], 1, 1), generator=gen, device=dev)
+        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps,
+                                  (latents.shape[0],), generator=gen, device=dev)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        target = denoising_target(self.noise_scheduler, latents, noise, timesteps)
+        with self.accelerator.autocast():
+            embeds, added = self._conditioning(batch)
+            pred = self.unet(noisy, timesteps, embeds, added_cond_kwargs=added).sample
+        loss = self.denoising_loss(pred, target, timesteps)
+        value = float(loss.detach())
+        if value != value or value in (float("inf"), float("-inf")):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(self._diverged_message(step + 1, value))
+        self.accelerator.backward(loss)
+        if self.cfg.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return value
+
+    def _diverged_message(self, step: int, value: float) -> str:
+        last = f"step {self.last_saved}" if self.last_saved else "none yet"
+        lr = self.cfg.learning_rate
+        return (f"Training stopped at step {step}: the loss became {value} instead of a "
+                f"number, so the weights were going wrong. Nothing from this state was saved "
+                f"or exported (last good checkpoint: {last}). Start a new run with a lower "
+                f"learning rate (now {lr:g}; try {lr / 4:g}), a smaller noise offset, or "
+                "min-SNR weighting on.")
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        """Train to the end; raises JobCancelled (after saving) when asked to stop."""
+        try:
+            return self._run()
+        except torch.cuda.OutOfMemoryError:
+            pass  # leave the except block first so its traceback frees the tensors
+        self.release()
+        raise OutOfMemory(self._oom_message())
+
+    def _oom_message(self) -> str:
+        cfg = self.cfg
+        hints = [f"batch size (now {cfg.batch_size})",
+                 f"resolution (now {cfg.resolution_for(self.spec.family)} px)",
+                 f"rank (now {cfg.rank})"]
+        if not cfg.gradient_checkpointing:
+            hints.append("or turn on gradient checkpointing")
+        if cfg.train_text_encoder:
+            hints.append("or stop training the text encoder")
+        return (f"The GPU ran out of memory at step {self.step + 1}. Lower the "
+                + ", ".join(hints) + ". The memory was freed; earlier checkpoints are kept.")
+
+    def _run(self) -> Outcome:
+        cfg, total = self.cfg, self.total_steps
+        metrics = (self.spec.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        self.session_t0 = session_t0 = time.monotonic()
+        self.clock.tick(self.step, session_t0)
+        train_time, session_steps = 0.0, 0
+        self.unet.train()
+        try:
+            while self.step < total:
+                if self.reporter.cancel_requested:
+                    self._stop()
+                t0 = time.monotonic()
+                loss = self.train_step(self.step)
+                self.step += 1
+                train_time += time.monotonic() - t0
+                session_steps += 1
+                self._log(metrics, loss, session_steps / max(train_time, 1e-9),
+                          time.monotonic() - session_t0)
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.step < total:
+                    self._sample()
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 \
+                        and self.step < total:
+                    self._checkpoint()
+        finally:
+            metrics.close()
+        self._sample()
+        self._export()
+        return Outcome(self.step, total, self.cache.stats.hits, self.cache.stats.misses)
+
+    def _stop(self) -> None:
+        if self.step > self.last_saved:
+            self._checkpoint()
+        where = f"step {self.step}" if self.step else "the start"
+        raise JobCancelled(f"Cancelled at {where}; a checkpoint was saved, so Resume continues "
+                           "from here.")
+
+    def _log(self, handle, loss: float, steps_per_s: float, session_s: float) -> None:
+        self.ema = SMOOTHING * self.ema + (1 - SMOOTHING) * loss
+        self.ema_n += 1
+        smooth = self.ema / (1 - SMOOTHING ** self.ema_n)
+        self.clock.tick(self.step)
+        eta = self.clock.eta(self.total_steps - self.step)
+        lr = float(self.lr_scheduler.get_last_lr()[0])
+        row = {"step": self.step, "loss": loss, "loss_smooth": smooth, "lr": lr,
+               "steps_per_s": steps_per_s, "eta_s": eta,
+               "time": round(self.elapsed_before + session_s, 3)}
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        eta_text = f" · about {format_duration(eta)} left" if eta is not None else ""
+        self.reporter.progress(self.step / self.total_steps,
+                               f"Step {self.step}/{self.total_steps} · loss {smooth:.4f}"
+                               f"{eta_text}", phase="training", run_id=self.spec.run_id,
+                               step=self.step, total_steps=self.total_steps, loss=loss,
+                               loss_smooth=smooth, lr=lr, eta_s=eta,
+                               steps_per_s=steps_per_s)
+
+    def _status(self, message: str) -> None:
+        self.reporter.progress(0.0, message, phase="preparing", run_id=self.spec.run_id)
+
+    def _sample(self) -> None:
+        if not self.samples.prompts:
+            return
+        self.unet.eval()
+        try:
+            self.samples.write(self.step, self.spec.run_id)
+        finally:
+            self.unet.train()
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        models = {k: self.accelerator.unwrap_model(m) for k, m in self.models.items()}
+        state = lora_state(models)
+        if not all_finite(state):
+            raise TrainingDiverged(self._diverged_message(self.step, float("nan")))
+        return state
+
+    def _checkpoint(self) -> None:
+        state = self._state()
+        session_s = time.monotonic() - self.session_t0
+        extra = {"ema": self.ema, "ema_n": self.ema_n, "total_steps": self.total_steps,
+                 "elapsed_s": self.elapsed_before + session_s}
+        training = TrainingState(self.step, state, self.optimizer.state_dict(),
+                                 self.lr_scheduler.state_dict(),
+                                 self.generator.get_state().cpu(), extra)
+
+        def fill(folder: Path) -> None:
+            write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
+                            self._metadata("diffusers", self.step))
+            write_training_state(folder / STATE_DIR, training)
+
+        try:
+            self.checkpoints.write(self.step, fill, self.cfg.keep_checkpoints)
+        except OSError as exc:
+            raise SaveFailed(f"Could not save the checkpoint at step {self.step} ({exc}). "
+                             "The earlier checkpoints are intact; free some disk space and "
+                             "press Resume.") from exc
+        self.last_saved = self.step
+        if self.spec.on_checkpoint:
+            self.spec.on_checkpoint(self.step)
+
+    def _metadata(self, fmt: str, step: int | None) -> dict[str, Any]:
+        """The run's provenance plus what only the loaded model knows: its objective."""
+        return {**self.spec.metadata(fmt, step),
+                "modelspec.prediction_type": self.noise_scheduler.config.prediction_type}
+
+    def _export(self) -> None:
+        state = self._state()
+        alphas = {name: float(config.lora_alpha) for name, config in self.configs.items()}
+        kohya = kohya_state(state, alphas, self.spec.family,
+                            int(self.accelerator.unwrap_model(self.unet).config.layers_per_block))
+
+        def fill(folder: Path) -> None:
+            write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
+                            self._metadata("diffusers", None))
+            write_kohya(folder / self.spec.kohya_name, kohya, self._metadata("kohya", None))
+
+        try:
+            replace_folder(self.spec.run_dir / "lora", fill)
+        except OSError as exc:
+            raise SaveFailed(f"Could not write the finished LoRA ({exc}). The checkpoints are "
+                             "intact; free some disk space and press Resume.") from exc
+
+    def release(self) -> None:
+        """Drop every model and tensor so the device memory returns to the pool."""
+        for name in ("pipe", "unet", "optimizer", "lr_scheduler", "examples", "models",
+                     "params", "text", "samples", "accelerator", "empty_text"):
+            self.__dict__.pop(name, None)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
