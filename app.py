@@ -1,29 +1,48 @@
-"""Launch Style Studio: parse flags, open the studio, build the UI, launch. Nothing else."""
+"""Launch Style Studio: parse flags, open the studio (or the visitors' studios), build the
+UI, launch. Nothing else."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from style_studio.base.errors import StudioError
+from style_studio.base.family import TOY_ID
+from style_studio.base.limits import DemoLimits
+from style_studio.base.lock import WorkspaceLock
 from style_studio.base.units import human_size
 from style_studio.base.workspace import DEFAULT_HOME, HOME_ENV, Workspace
 from style_studio.studio import Studio, StudioConfig
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None,
+               env: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """Flags first, then the environment: a Hugging Face Space sets SPACE_ID, SPACE_HOST,
+    GRADIO_SERVER_NAME and GRADIO_SERVER_PORT; at home the app listens on 127.0.0.1."""
+    env = os.environ if env is None else env
     parser = argparse.ArgumentParser(description="Style Studio: train a style LoRA, traceably.")
-    parser.add_argument("--host", default=os.environ.get("STYLE_STUDIO_HOST", "127.0.0.1"),
-                        help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get("STYLE_STUDIO_PORT", "7860")))
-    parser.add_argument("--workspace", default=os.environ.get(HOME_ENV, DEFAULT_HOME),
+    parser.add_argument("--host", default=None,
+                        help="address to listen on (default 127.0.0.1: this machine only; "
+                             "0.0.0.0 on a Space)")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--workspace", default=env.get(HOME_ENV, DEFAULT_HOME),
                         help=f"folder holding all styles and the database (env {HOME_ENV})")
-    parser.add_argument("--base-model", default=os.environ.get("STYLE_STUDIO_BASE_MODEL"),
+    parser.add_argument("--base-model", default=env.get("STYLE_STUDIO_BASE_MODEL"),
                         help="default base model: hub id, diffusers folder or .safetensors")
-    return parser.parse_args(argv)
+    parser.add_argument("--space", action=argparse.BooleanOptionalAction,
+                        default=bool(env.get("SPACE_ID")),
+                        help="public demo mode: a workspace per visitor and demo limits "
+                             "(on by itself on a Hugging Face Space)")
+    args = parser.parse_args(argv)
+    local = "0.0.0.0" if args.space else "127.0.0.1"
+    args.host = args.host or env.get("STYLE_STUDIO_HOST") or env.get("GRADIO_SERVER_NAME") \
+        or local
+    args.port = args.port or int(env.get("STYLE_STUDIO_PORT") or env.get("GRADIO_SERVER_PORT")
+                                 or 7860)
+    return args
 
 
 def clear_leftovers(workspace: Workspace) -> None:
@@ -46,16 +65,39 @@ def main(argv: list[str] | None = None) -> None:
     # Gradio reads its cache folder at import: keep it inside the workspace so that an
     # erasure can find every copy of an image the app placed there.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.upload_cache))
+    if args.space:
+        source = _visitors(workspace)
+    else:
+        try:
+            studio = Studio(workspace, StudioConfig(default_base_model=args.base_model))
+        except StudioError as exc:  # e.g. the workspace is open elsewhere, or damaged
+            sys.exit(f"Style Studio could not start: {exc}")
+        clear_leftovers(workspace)
+        from style_studio.ui.studios import OneStudio
+        source = OneStudio(studio)
+    from style_studio.ui.shell import build_ui, launch_options
+    demo = build_ui(source)
+    mode = "public demo (a workspace per visitor)" if args.space else "workspace"
+    print(f"Style Studio: {mode} {workspace.root}, listening on {args.host}:{args.port}")
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, **launch_options(source, args.host))
+
+
+def _visitors(workspace: Workspace):
+    """Space mode: the workspace holds the visitors' folders and the shared toy model; one
+    process owns it (its lock), and nothing an earlier process served is kept."""
+    lock = WorkspaceLock(workspace.root)
     try:
-        studio = Studio(workspace, StudioConfig(default_base_model=args.base_model))
-    except StudioError as exc:  # e.g. the workspace is open elsewhere, or its store is damaged
+        lock.acquire()
+    except StudioError as exc:
         sys.exit(f"Style Studio could not start: {exc}")
     clear_leftovers(workspace)
-    from style_studio.ui.shell import build_ui, launch_options
-    demo = build_ui(studio)
-    print(f"Style Studio: workspace {workspace.root}")
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, **launch_options(studio, args.host))
+    from style_studio.ui.studios import VisitorStudios
+    from style_studio.visitors.registry import Visitors
+    visitors = Visitors(workspace.root, Path(os.environ["GRADIO_TEMP_DIR"]),
+                        StudioConfig(default_base_model=TOY_ID, limits=DemoLimits()))
+    visitors.start_sweeping()
+    return VisitorStudios(visitors)
 
 
 if __name__ == "__main__":

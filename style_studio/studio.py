@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from style_studio.base.erasure import Eraser
-
-# What the UI (and a CLI) may use besides the services.
 from style_studio.base.errors import NotFound, StudioError
 from style_studio.base.family import FAMILY_LABELS, TOY_ID
 from style_studio.base.jobs import Job, JobRunner
 from style_studio.base.licences import LICENCES, RELATIONSHIPS, STATUSES, licence_label
+from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.lock import WorkspaceLock
 from style_studio.base.store import Store
 from style_studio.base.styles import Style, Styles
+from style_studio.base.turns import DeviceBusy, DeviceTurns
 from style_studio.base.units import format_duration, human_size
 from style_studio.base.workspace import Workspace
 from style_studio.captions.captioners import describe_captioner
@@ -37,6 +37,7 @@ from style_studio.images.service import Images
 from style_studio.models.loading import BaseModelSource, list_base_models
 from style_studio.models.tiny import TINY_IDS
 from style_studio.playground.output_metadata import read_settings
+from style_studio.playground.pipeline_cache import PipelineCache
 from style_studio.playground.service import GenerateRequest, Output, Playground
 from style_studio.training.config import (
     LR_SCHEDULES,
@@ -50,13 +51,46 @@ from style_studio.training.energy import EnergyReport
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Run, Training
 
+# What the UI (and a CLI) may use besides the services.
 __all__ = [
-    "DEFAULT_TEMPLATE", "FAMILY_LABELS", "FILTERS", "LICENCES", "LR_SCHEDULES", "OPTIMIZERS",
-    "PRECISIONS", "PRESET_LABELS", "RELATIONSHIPS", "STATUSES", "TARGETS", "CaptionRow",
-    "EnergyReport", "GalleryItem", "GenerateRequest", "IngestReport", "Job", "NotFound",
-    "Output", "Run", "RunFile", "RunImage", "Studio", "StudioConfig", "StudioError",
-    "TokenReport", "TrainConfig", "TrainingPlan", "describe_captioner", "files_stamp",
-    "format_duration", "human_size", "licence_label", "read_settings",
+    "DEFAULT_TEMPLATE",
+    "FAMILY_LABELS",
+    "FILTERS",
+    "LICENCES",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "PRESET_LABELS",
+    "RELATIONSHIPS",
+    "STATUSES",
+    "TARGETS",
+    "CaptionRow",
+    "DemoLimits",
+    "DeviceBusy",
+    "EnergyReport",
+    "GalleryItem",
+    "GenerateRequest",
+    "IngestReport",
+    "Job",
+    "LimitReached",
+    "NotFound",
+    "Output",
+    "Run",
+    "RunFile",
+    "RunImage",
+    "SharedParts",
+    "Studio",
+    "StudioConfig",
+    "StudioError",
+    "TokenReport",
+    "TrainConfig",
+    "TrainingPlan",
+    "describe_captioner",
+    "files_stamp",
+    "format_duration",
+    "human_size",
+    "licence_label",
+    "read_settings",
 ]
 
 
@@ -66,14 +100,26 @@ class StudioConfig:
 
     default_base_model: str | None = None
     torch_threads: int | None = None
+    limits: DemoLimits | None = None  # a public demo's limits (Space mode); None at home
+
+
+@dataclass
+class SharedParts:
+    """What the studios of a public demo's visitors share: one device line, one cache of
+    loaded pipelines (a second visitor must not load the base model again)."""
+
+    turns: DeviceTurns
+    pipelines: PipelineCache
 
 
 class Studio:
     """Owns the store and the job runner; each noun of the flow is a service on it."""
 
-    def __init__(self, workspace: Workspace, config: StudioConfig | None = None):
+    def __init__(self, workspace: Workspace, config: StudioConfig | None = None,
+                 shared: SharedParts | None = None):
         self.workspace = workspace.ensure()
         self.config = config or StudioConfig()
+        limits = self.config.limits
         self.lock = WorkspaceLock(self.workspace.root)
         self.lock.acquire()  # before the store: two writers would lose each other's changes
         try:
@@ -81,21 +127,25 @@ class Studio:
         except BaseException:
             self.lock.release()
             raise
-        self.styles = Styles(self.store, self.workspace)
-        self.jobs = JobRunner(self.store)
+        self.styles = Styles(self.store, self.workspace, limits)
+        self.jobs = JobRunner(
+            self.store, turns=shared.turns if shared else None,
+            max_active=limits.max_active_jobs if limits else None,
+            time_limit_s=limits.job_time_limit_s if limits else None)
         self.erasure = Eraser(self.store, self.workspace)
         self.caption_records = CaptionRecords(self.store)
         self.captions = Captions(self.store, self.workspace, self.styles, self.jobs,
-                                 self.caption_records, self.base_model_for)
+                                 self.caption_records, self.base_model_for, limits=limits)
         self.images = Images(self.store, self.workspace, self.styles, self.caption_records,
-                             self.erasure, self.jobs)
+                             self.erasure, self.jobs, quota=limits)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
         self.training = Training(self.store, self.workspace, self.jobs, self.styles,
                                  self.consent, self.base_model_for,
                                  free_captioner=self.captions.unload,
-                                 torch_threads=self.config.torch_threads)
+                                 torch_threads=self.config.torch_threads, limits=limits)
         self.playground = Playground(self.workspace, self.jobs, self.styles, self.training,
-                                     self.base_model_for)
+                                     self.base_model_for,
+                                     cache=shared.pipelines if shared else None, limits=limits)
         self.demo = DemoStyle(self.store, self.styles, self.images, self.caption_records,
                               self.consent, self.suggested_base_model)
         self.erasure.card_writer = self.training.rewrite_cards

@@ -55,17 +55,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(workspace: Path, extra_args: list[str] | None = None) -> RunningApp:
-    port = free_port()
+def start_app(workspace: Path, extra_args: list[str] | None = None,
+              env: dict[str, str] | None = None, root: Path = ROOT,
+              flags: bool = True) -> RunningApp:
+    """`app.py` in `root`, on a free port; `flags=False` starts it the way a Hugging Face
+    Space does (`python app.py`, everything else from `env`, port GRADIO_SERVER_PORT)."""
+    port = int((env or {}).get("GRADIO_SERVER_PORT") or free_port())
     workspace.mkdir(parents=True, exist_ok=True)
     log = workspace.parent / f"app-{port}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1", "STYLE_STUDIO_TORCH_THREADS": "1"}
+           "PYTHONUNBUFFERED": "1", "STYLE_STUDIO_TORCH_THREADS": "1", **(env or {})}
     env.pop("GRADIO_TEMP_DIR", None)
-    cmd = [sys.executable, str(ROOT / "app.py"), "--workspace", str(workspace),
-           "--port", str(port), *(extra_args or [])]
+    cmd = [sys.executable, str(root / "app.py"), *(extra_args or [])]
+    if flags:
+        cmd += ["--workspace", str(workspace), "--port", str(port)]
     with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     app = RunningApp(f"http://127.0.0.1:{port}/", workspace, process, log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import JobCancelled, StudioError
-from .store import Store, known_fields, utc_now
+from .limits import LimitReached
+from .store import Store, known_fields, new_id, utc_now
+from .turns import DeviceTurns
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
@@ -87,13 +89,28 @@ class JobContext:
     def check_cancelled(self) -> None:
         if self.cancel_requested:
             raise JobCancelled("Cancelled by the artist.")
+        limit = self._runner.time_limit_s
+        if limit and self._runner._running_for(self.job_id) > limit:
+            raise JobCancelled(f"Stopped after {limit / 60:g} minutes: the time limit of a "
+                               "job on this demo. What it finished is kept.")
 
 
 class JobRunner:
-    """Queue of jobs served by a single worker thread."""
+    """Queue of jobs served by a single worker thread.
 
-    def __init__(self, store: Store, log_tail: int = 200, persist_every_s: float = 0.5):
+    On a public demo the runners of all visitors share `turns` (one device, one line),
+    `max_active` bounds a visitor's own queued or running device jobs and `time_limit_s`
+    stops a job that runs longer; an artist's own install has none of these.
+    """
+
+    def __init__(self, store: Store, log_tail: int = 200, persist_every_s: float = 0.5,
+                 turns: DeviceTurns | None = None, max_active: int | None = None,
+                 time_limit_s: float | None = None):
         self.store = store
+        self.turns = turns
+        self.max_active = max_active
+        self.time_limit_s = time_limit_s
+        self._started: dict[str, float] = {}
         self.log_tail = log_tail
         self.persist_every_s = persist_every_s
         self._lock = threading.Lock()
@@ -123,8 +140,11 @@ class JobRunner:
     def submit(self, kind: str, fn: JobFn, *, title: str = "", style_id: str | None = None,
                params: dict[str, Any] | None = None, uses_device: bool = True) -> Job:
         """Queue `fn`; device jobs run one at a time, file jobs on their own lane."""
+        job_id = new_id()
+        if uses_device:
+            self._take_a_place(job_id)
         doc = self.store.insert("jobs", asdict(Job(
-            id="", kind=kind, title=title or kind, style_id=style_id,
+            id=job_id, kind=kind, title=title or kind, style_id=style_id,
             params=params or {}, created_at=utc_now(),
             lane=DEVICE_LANE if uses_device else FILES_LANE,
             message="Waiting for the device" if uses_device else "Waiting",
@@ -136,11 +156,41 @@ class JobRunner:
         self._queues[job.lane].put(job.id)
         return copy.deepcopy(job)
 
+    def _take_a_place(self, job_id: str) -> None:
+        """Refuse before anything is stored when the visitor's or the demo's line is full."""
+        if self.max_active is not None:
+            with self._lock:
+                active = sum(1 for j in self._live.values()
+                             if j.lane == DEVICE_LANE and j.status in ACTIVE)
+            if active >= self.max_active:
+                raise LimitReached(f"You already have {active} jobs waiting or running; "
+                                   f"this demo allows {self.max_active}. Wait for one to "
+                                   "finish, or cancel it.")
+        if self.turns is not None:
+            self.turns.join(job_id)
+
+    def place_in_line(self, job_id: str) -> int | None:
+        """A waiting device job's place in the shared line (1 = next), if there is one."""
+        return self.turns.place(job_id) if self.turns is not None else None
+
+    def _with_place(self, job: Job) -> Job:
+        """A job waiting in the shared line says where it stands, read when asked."""
+        place = self.place_in_line(job.id) if job.status == "queued" else None
+        if place is not None:
+            job.message = ("Waiting for the device: you are next" if place == 1 else
+                           f"Waiting for the device: you are number {place} in line")
+        return job
+
+    def _running_for(self, job_id: str) -> float:
+        with self._lock:
+            started = self._started.get(job_id)
+        return time.monotonic() - started if started is not None else 0.0
+
     def get(self, job_id: str) -> Job:
         with self._lock:
-            live = self._live.get(job_id)
-            if live is not None:
-                return copy.deepcopy(live)
+            live = copy.deepcopy(self._live.get(job_id))
+        if live is not None:  # the line is asked outside our lock: it calls back into it
+            return self._with_place(live)
         return Job.from_doc(self.store.require("jobs", job_id, "Job"))
 
     def list(self, style_id: str | None = None, kind: str | None = None,
@@ -150,6 +200,7 @@ class JobRunner:
         jobs = [Job.from_doc(d) for d in self.store.find("jobs", **filters)]
         with self._lock:
             jobs = [copy.deepcopy(self._live.get(j.id, j)) for j in jobs]
+        jobs = [self._with_place(j) for j in jobs]
         jobs.sort(key=lambda j: j.created_at, reverse=True)
         return jobs[:limit]
 
@@ -192,14 +243,31 @@ class JobRunner:
     # -- worker -------------------------------------------------------------------
     def _work(self, lane: str) -> None:
         while (job_id := self._queues[lane].get()) is not None:
+            shared = lane == DEVICE_LANE and self.turns is not None
+            if shared and not self._wait_for_turn(job_id):
+                continue
+            try:
+                with self._lock:
+                    job = self._live.get(job_id)
+                    if job is None or job.status != "queued":
+                        continue
+                    job.status, job.started_at, job.message = "running", utc_now(), "Started"
+                    self._started[job_id] = time.monotonic()
+                    self._persist_locked(job)
+                    fn = self._fns[job_id]
+                self._run(job_id, fn)
+            finally:
+                if shared:
+                    self.turns.release(job_id)  # type: ignore[union-attr]
+
+    def _wait_for_turn(self, job_id: str) -> bool:
+        """Wait in the shared line, telling the visitor their place; False if cancelled."""
+        def still_wanted() -> bool:
             with self._lock:
                 job = self._live.get(job_id)
-                if job is None or job.status != "queued":
-                    continue
-                job.status, job.started_at, job.message = "running", utc_now(), "Started"
-                self._persist_locked(job)
-                fn = self._fns[job_id]
-            self._run(job_id, fn)
+                return job is not None and job.status == "queued"
+
+        return self.turns.wait(job_id, still_wanted)  # type: ignore[union-attr]
 
     def _run(self, job_id: str, fn: JobFn) -> None:
         ctx = JobContext(self, job_id)
@@ -234,6 +302,7 @@ class JobRunner:
         self._live.pop(job.id, None)
         self._fns.pop(job.id, None)
         self._cancel.discard(job.id)
+        self._started.pop(job.id, None)
         self._done.notify_all()
 
     def _cancel_requested(self, job_id: str) -> bool:

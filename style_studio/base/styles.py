@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInput
-from .family import FAMILY_LABELS, check_family
+from .family import FAMILY_LABELS, TOY_ID, check_family
+from .limits import DemoLimits, LimitReached
 from .store import Store, known_fields, utc_now
 from .workspace import Workspace
 
@@ -65,13 +66,28 @@ def _clean_family(family: str) -> str:
 class Styles:
     """Create, edit, switch and delete styles."""
 
-    def __init__(self, store: Store, workspace: Workspace):
+    def __init__(self, store: Store, workspace: Workspace, limits: DemoLimits | None = None):
         self.store = store
         self.workspace = workspace
+        self.limits = limits
+
+    def _demo_check(self, base_model: str | None, creating: bool) -> None:
+        """On a public demo: a bounded number of styles and no base model by path or id
+        (a stranger must not make the server read its disk or download gigabytes)."""
+        if self.limits is None:
+            return
+        if base_model and base_model != TOY_ID:
+            raise LimitReached("This demo trains the built-in toy model only; choosing "
+                               "another base model is turned off here.")
+        count = len(self.store.all("styles"))
+        if creating and count >= self.limits.max_styles:
+            raise LimitReached(f"This demo keeps at most {self.limits.max_styles} styles per "
+                               "visitor; delete one to make another.")
 
     def create(self, name: str, trigger: str = "", family: str = "sd15", notes: str = "",
                base_model: str | None = None) -> Style:
         with self.store.lock:
+            self._demo_check(base_model, creating=True)
             name = self._unique_name(_clean_name(name))
             now = utc_now()
             doc = self.store.insert("styles", {
@@ -107,6 +123,8 @@ class Styles:
         with self.store.lock:
             before = self.get(style_id)
             clean = {k: cleaners[k](v) for k, v in changes.items()}
+            if clean.get("base_model") and clean["base_model"] != before.base_model:
+                self._demo_check(clean["base_model"], creating=False)
             if "name" in clean:
                 clean["name"] = self._unique_name(clean["name"], except_id=style_id)
             doc = self.store.update("styles", style_id, **clean, updated_at=utc_now())

@@ -22,9 +22,18 @@ def _folder_name(text: str) -> str:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Paths of the workspace layout described in docs/architecture.md."""
+    """Paths of the workspace layout described in docs/architecture.md.
+
+    On a public demo each visitor's workspace shares the demo's models folder
+    (`models_root`), keeps its served copies in a folder of its own inside Gradio's cache
+    (`cache_root`), and may discard what Gradio uploaded to its common folder
+    (`uploads_root`); an artist's own workspace keeps all three inside `root`.
+    """
 
     root: Path
+    models_root: Path | None = None
+    cache_root: Path | None = None
+    uploads_root: Path | None = None
 
     @classmethod
     def from_env(cls) -> Workspace:
@@ -45,12 +54,12 @@ class Workspace:
 
     @property
     def models_dir(self) -> Path:
-        return self.root / "models"
+        return self.models_root or self.root / "models"
 
     @property
     def upload_cache(self) -> Path:
         """Gradio's upload/serve cache, kept inside the workspace so erasure can reach it."""
-        return self.root / "gradio-cache"
+        return self.cache_root or self.root / "gradio-cache"
 
     def empty_upload_cache(self) -> tuple[int, int]:
         """Remove everything in the upload cache; returns (files, bytes) removed.
@@ -83,10 +92,11 @@ class Workspace:
         """Delete uploads once read: temporary copies Gradio put in the upload cache, so
         none lingers. Only paths inside the upload cache are touched, never the artist's
         own files."""
-        cache = self.upload_cache.resolve()
+        caches = [c.resolve() for c in (self.upload_cache, self.uploads_root) if c]
         for path in paths:
             path = Path(path).resolve()
-            if not path.is_relative_to(cache) or path == cache:
+            cache = next((c for c in caches if path.is_relative_to(c) and path != c), None)
+            if cache is None:
                 continue
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -95,6 +105,12 @@ class Workspace:
             parent = path.parent
             if parent != cache and parent.is_relative_to(cache) and not any(parent.iterdir()):
                 parent.rmdir()
+
+    def received_upload(self, path: str | Path) -> bool:
+        """Whether `path` is a file the app received by upload (not a path on the server)."""
+        resolved = Path(path).resolve()
+        return any(resolved.is_relative_to(c.resolve())
+                   for c in (self.upload_cache, self.uploads_root) if c)
 
     def browser_dir(self, kind: str, key: str | None = None) -> Path:
         """A folder for files handed to the browser (exports, ledgers, downloads, served

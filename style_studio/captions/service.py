@@ -17,11 +17,18 @@ from PIL import Image
 
 from style_studio.base.errors import InvalidInput, ModelUnavailable
 from style_studio.base.jobs import Job, JobContext, JobRunner
+from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.store import Store
 from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
 
-from .captioners import DEFAULT_CAPTIONER, CaptionerCache, CaptionerSource, describe_captioner
+from .captioners import (
+    DEFAULT_CAPTIONER,
+    KNOWN_CAPTIONERS,
+    CaptionerCache,
+    CaptionerSource,
+    describe_captioner,
+)
 from .captioners import list_captioners as _list_captioners
 from .edits import CaptionEdits
 from .records import (
@@ -34,6 +41,7 @@ from .records import (
     insert_trigger,
 )
 from .sidecars import CaptionSidecars
+from .tiny_captioners import TINY_CAPTIONER_LABELS
 from .wording import (
     BaseTokenizers,
     TokenReport,
@@ -97,8 +105,10 @@ class Captions:
 
     def __init__(self, store: Store, workspace: Workspace, styles: Styles, jobs: JobRunner,
                  records: CaptionRecords,
-                 base_model_for: Callable[[Style], str | None] | None = None):
+                 base_model_for: Callable[[Style], str | None] | None = None,
+                 limits: DemoLimits | None = None):
         self.store = store
+        self.limits = limits
         self.workspace = workspace
         self.styles = styles
         self.jobs = jobs
@@ -184,6 +194,9 @@ class Captions:
         Results are drafts; approved captions are kept unless `replace_approved`.
         """
         style = self.styles.get(style_id)
+        if self.limits is not None and model not in {*KNOWN_CAPTIONERS, *TINY_CAPTIONER_LABELS}:
+            raise LimitReached("This demo captions with the listed models only; a model id "
+                               "or folder typed in is turned off here.")
         source = describe_captioner(model, self.captioners_dir)
         if not source.available:
             error = ModelUnavailable if source.kind == "hub" else InvalidInput

@@ -19,12 +19,13 @@ from pathlib import Path
 
 from style_studio.base.errors import InvalidInput
 from style_studio.base.files import atomic_write_bytes, sha256_bytes, sha256_file
+from style_studio.base.limits import DemoLimits
 from style_studio.base.store import Store, new_id, utc_now
 from style_studio.base.styles import Style
 from style_studio.base.workspace import Workspace
 from style_studio.captions.records import CaptionOrigin, CaptionRecords
 
-from .checks import GPS_REMOVED, IngestLimits, PreparedImage, prepare
+from .checks import GPS_REMOVED, MB, IngestLimits, PreparedImage, prepare
 from .perceptual import FLAT_HASH, hamming
 from .records import Duplicate, ImageRecord, IngestReport
 from .review import quality_warnings
@@ -62,8 +63,10 @@ class IngestRun:
     """Imports `paths` into one style; use once."""
 
     def __init__(self, store: Store, workspace: Workspace, captions: CaptionRecords,
-                 style: Style, limits: IngestLimits):
+                 style: Style, limits: IngestLimits, quota: DemoLimits | None = None):
         self.store = store
+        self.quota = quota
+        self._held = (0, 0)  # images and bytes already stored, for the demo's quota
         self.workspace = workspace
         self.captions = captions
         self.style = style
@@ -87,6 +90,8 @@ class IngestRun:
             self.report.notices.extend(plan.notices)
             for doc in self.store.find("images", style_id=self.style.id):
                 self.index.add(ImageRecord.from_doc(doc))
+            every = self.store.all("images")
+            self._held = (len(every), sum(int(d.get("bytes") or 0) for d in every))
             total = len(plan.items)
             for number, item in enumerate(plan.items):
                 if should_stop and should_stop():
@@ -149,7 +154,25 @@ class IngestRun:
         if sha in self.index.by_hash:
             self._duplicate(item, self.index.by_hash[sha])
             return
+        over = self._over_quota(len(prepared.data))
+        if over:
+            self.report.rejected.append(Rejection(item.name, over))
+            return
         self._add(item, prepared, sha, source_sha)
+        self._held = (self._held[0] + 1, self._held[1] + len(prepared.data))
+
+    def _over_quota(self, size: int) -> str | None:
+        """Why the demo's per-visitor quota refuses one more image, or None."""
+        if self.quota is None:
+            return None
+        count, held = self._held
+        if count + 1 > self.quota.max_images:
+            return (f"not imported: this demo keeps at most {self.quota.max_images} images "
+                    "per visitor")
+        if held + size > self.quota.max_bytes:
+            return (f"not imported: this demo keeps at most {self.quota.max_bytes // MB} MB "
+                    "of images per visitor")
+        return None
 
     def _duplicate(self, item: SourceItem, existing_id: str) -> None:
         """Skip an exact copy; its sidecar caption is still used if the image has none."""

@@ -15,6 +15,7 @@ from style_studio.base.erasure import Eraser, ErasureReport
 from style_studio.base.errors import InvalidInput
 from style_studio.base.files import sha256_file
 from style_studio.base.jobs import Job, JobRunner
+from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.store import Store
 from style_studio.base.styles import Styles
 from style_studio.base.workspace import Workspace
@@ -46,7 +47,7 @@ class Images:
 
     def __init__(self, store: Store, workspace: Workspace, styles: Styles,
                  captions: CaptionRecords, erasure: Eraser, jobs: JobRunner,
-                 limits: IngestLimits | None = None):
+                 limits: IngestLimits | None = None, quota: DemoLimits | None = None):
         self.store = store
         self.workspace = workspace
         self.styles = styles
@@ -54,6 +55,7 @@ class Images:
         self.erasure = erasure
         self.jobs = jobs
         self.limits = limits or IngestLimits()
+        self.quota = quota
         self.review = ImageReview(store, captions)
         configure_pillow()
 
@@ -69,7 +71,9 @@ class Images:
         style = self.styles.get(style_id)
         if not paths:
             raise InvalidInput("Choose some images, a zip or a folder to import.")
-        run = IngestRun(self.store, self.workspace, self.captions, style, self.limits)
+        self._uploads_only(paths)
+        run = IngestRun(self.store, self.workspace, self.captions, style, self.limits,
+                        self.quota)
         return run.run([Path(p) for p in paths], progress, should_stop)
 
     def start_ingest(self, style_id: str, paths: list[Path]) -> Job:
@@ -78,6 +82,7 @@ class Images:
         paths = [Path(p) for p in paths]
         if not paths:
             raise InvalidInput("Choose some images, a zip or a folder to import.")
+        self._uploads_only(paths)
 
         def work(ctx) -> dict:
             report = self.ingest(style_id, paths, progress=ctx.progress,
@@ -90,6 +95,17 @@ class Images:
                                 params={"files": [p.name for p in paths[:100]],
                                         "count": len(paths)},
                                 uses_device=False)
+
+    def _uploads_only(self, paths: list[Path]) -> None:
+        """On a public demo only uploaded files are read: a folder or path on the server
+        (its own disk) is never imported, from the page or the API."""
+        if self.quota is None:
+            return
+        outside = [p for p in paths if not self.workspace.received_upload(p)]
+        if outside:
+            self.workspace.discard_uploads(paths)
+            raise LimitReached("This demo imports uploaded files only; importing a folder or "
+                               f"a path on the server is turned off ({outside[0].name}).")
 
     def last_import(self, style_id: str) -> Job | None:
         """The newest import job of the style (running or finished), to reattach to."""

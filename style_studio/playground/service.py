@@ -21,6 +21,7 @@ from style_studio.base.erasure import ERASED_FLAG
 from style_studio.base.errors import InvalidInput, NotFound
 from style_studio.base.family import native_side
 from style_studio.base.jobs import Job, JobContext, JobRunner
+from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
 from style_studio.images.style_signature import StyleComparison, compare_ab
@@ -159,13 +160,14 @@ class Playground:
 
     def __init__(self, workspace: Workspace, jobs: JobRunner, styles: Styles,
                  training: Training, base_model_for: Callable[[Style], str],
-                 cache: PipelineCache | None = None):
+                 cache: PipelineCache | None = None, limits: DemoLimits | None = None):
         self.workspace = workspace
         self.jobs = jobs
         self.styles = styles
         self.training = training
         self.base_model_for = base_model_for
         self.cache = cache or PipelineCache(workspace.models_dir)
+        self.limits = limits
 
     # ------------------------------------------------------------------ choices
     def default_request(self, style_id: str) -> GenerateRequest:
@@ -225,8 +227,23 @@ class Playground:
             base, family, identity = run.base_model, run.family, run.base_model_identity or None
             checkpoint = self._checkpoint(request.run_id, request.checkpoint)
         side = native_size(base, family)
-        return _Plan(request, base, family, identity, run, checkpoint,
+        plan = _Plan(request, base, family, identity, run, checkpoint,
                      request.width or side, request.height or side)
+        self._demo_check(plan)
+        return plan
+
+    def _demo_check(self, plan: _Plan) -> None:
+        """On a public demo: small pictures, few steps, a handful at a time."""
+        limits = self.limits
+        if limits is None:
+            return
+        side = max(plan.width, plan.height)
+        if side > limits.max_generate_side:
+            raise LimitReached(f"This demo draws at most {limits.max_generate_side} px a side "
+                               f"({side} asked).")
+        if plan.request.steps > limits.max_generate_steps:
+            raise LimitReached(f"This demo draws with at most {limits.max_generate_steps} "
+                               f"steps ({plan.request.steps} asked).")
 
     def _checkpoint(self, run_id: str, step: int | None) -> RunCheckpoint:
         available = self.checkpoints(run_id)
@@ -457,6 +474,10 @@ class Playground:
         job = self.jobs.get(job_id)
         if job.status != "queued":
             return None
+        place = self.jobs.place_in_line(job_id)
+        if place is not None:
+            return (f"Waiting for the device: you are number {place} in line."
+                    if place > 1 else "Waiting for the device: you are next.")
         current = self.jobs.current()
         if current is None or current.id == job_id:
             return "Waiting for the device to start."

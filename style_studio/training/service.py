@@ -27,6 +27,7 @@ from style_studio.base.errors import (
 from style_studio.base.family import TOY_ID, native_side
 from style_studio.base.files import atomic_write_json, atomic_write_text, sha256_bytes, slug
 from style_studio.base.jobs import FINISHED, Job, JobContext, JobRunner
+from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.store import Store, known_fields, new_id, utc_now
 from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
@@ -120,7 +121,7 @@ class Training:
     def __init__(self, store: Store, workspace: Workspace, jobs: JobRunner, styles: Styles,
                  consent: Consent, base_model_for: Callable[[Style], str],
                  free_captioner: Callable[[], object] | None = None,
-                 torch_threads: int | None = None):
+                 torch_threads: int | None = None, limits: DemoLimits | None = None):
         """`base_model_for` resolves a style's base model (its own, the app's default, or
         the family's tiny model); `free_captioner` gives the captioning model's memory back
         before a run; `torch_threads` is the launch setting (else the environment's)."""
@@ -132,6 +133,7 @@ class Training:
         self.base_model_for = base_model_for
         self.free_captioner = free_captioner
         self.torch_threads = torch_threads
+        self.limits = limits
         self._mark_interrupted()
 
     # -- reading --------------------------------------------------------------------------
@@ -261,6 +263,7 @@ class Training:
         self._refuse_second_run(style_id)
         config = (config or TrainConfig.preset("balanced")).validate()
         ref = self._base_ref(style, base_model)
+        self._demo_check(ref, config)
         source = describe_source(ref, style.family, self.workspace.models_dir)
         if not source.available:
             raise ModelUnavailable(f"The base model {ref} cannot be used: {source.detail}")
@@ -278,8 +281,31 @@ class Training:
             "config": config.to_dict(), "image_hashes": [], "image_count": 0, "flags": [],
             "manifest_sha256": "", "step": 0, "total_steps": config.max_steps,
             "created_at": utc_now(), "finished_at": None, "energy": None, "error": None})
+        try:
+            job = self._submit(run_id, style.name, resume=False)
+        except StudioError:  # the demo's line is full: no run was started
+            self.store.remove("runs", run_id)
+            raise
         self.store.audit("training.start", style_id, run_id=run_id, base_model=ref)
-        return self._submit(run_id, style.name, resume=False)
+        return job
+
+    def _demo_check(self, ref: str, config: TrainConfig) -> None:
+        """On a public demo: the toy model's Quick draft, within the demo's bounds."""
+        limits = self.limits
+        if limits is None:
+            return
+        if ref != TOY_ID:
+            raise LimitReached("This demo trains the built-in toy model only.")
+        if config.epochs:
+            raise LimitReached("This demo trains by steps, not epochs: set epochs to 0.")
+        bounds = (("steps", config.max_steps, limits.max_steps),
+                  ("resolution", config.resolution, limits.max_resolution),
+                  ("batch size", config.batch_size, limits.max_batch),
+                  ("rank", config.rank, limits.max_rank))
+        for name, value, most in bounds:
+            if value > most:
+                raise LimitReached(f"This demo trains with at most {most} for {name} "
+                                   f"({value} asked); the Quick draft fits.")
 
     def _refuse_second_run(self, style_id: str) -> None:
         """A second click on Start must not queue a duplicate run of the same style."""

@@ -1,0 +1,198 @@
+"""Space mode in the core: visitors' studios are apart, limits refuse with clear words, the
+device is shared fairly, and an idle visitor's workspace is removed completely."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from training_helpers import shape_images, write_images
+
+from style_studio.base.family import TOY_ID
+from style_studio.base.jobs import JobRunner
+from style_studio.base.limits import DemoLimits, LimitReached
+from style_studio.base.store import Store
+from style_studio.base.turns import DeviceBusy, DeviceTurns
+from style_studio.studio import StudioConfig
+from style_studio.training.config import TrainConfig
+from style_studio.visitors.registry import Visitors, visitor_id
+
+LIMITS = DemoLimits(max_styles=2, max_images=3, max_active_jobs=1, queue_capacity=2)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def visitors(tmp_path, clock):
+    made = Visitors(tmp_path / "space", tmp_path / "space" / "gradio-cache",
+                    StudioConfig(default_base_model=TOY_ID, limits=LIMITS), clock=clock)
+    yield made
+    made.close()
+
+
+def uploaded(visitors: Visitors, count: int, name: str, seed: int = 0) -> list[Path]:
+    """Files as Gradio leaves them: in its common upload folder."""
+    return write_images(visitors.cache_root / f"upload-{name}", shape_images(count, seed=seed),
+                        prefix=name)
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_two_visitors_have_separate_studios(visitors):
+    alice, bob = visitors.studio(visitor_id("a" * 43)), visitors.studio(visitor_id("b" * 43))
+    style = alice.styles.create("Alice's inks", trigger="aink")
+    alice.images.ingest(style.id, uploaded(visitors, 2, "alice"))
+    assert bob.styles.list() == [] and bob.store.all("images") == []
+    assert alice.workspace.root != bob.workspace.root
+    assert alice.workspace.models_dir == bob.workspace.models_dir  # the toy is shared
+    assert alice.workspace.upload_cache == visitors.served_dir(visitor_id("a" * 43))
+    with pytest.raises(ValueError):
+        visitors.studio("../" + "0" * 29)
+
+
+def test_styles_paths_and_captioners_are_refused_with_reasons(visitors, tmp_path):
+    studio = visitors.studio(visitor_id("c" * 43))
+    with pytest.raises(LimitReached, match="toy model only"):
+        studio.styles.create("Mine", base_model="/etc/passwd-model")
+    style = studio.styles.create("One")
+    studio.styles.create("Two", base_model=TOY_ID)
+    with pytest.raises(LimitReached, match="at most 2 styles"):
+        studio.styles.create("Three")
+    with pytest.raises(LimitReached, match="toy model only"):
+        studio.styles.update(style.id, base_model="runwayml/stable-diffusion-v1-5")
+    folder = tmp_path / "server-folder"
+    write_images(folder, shape_images(1))
+    (folder / "img-00.txt").write_text("a caption from the server's disk")
+    for call in (studio.images.ingest, studio.images.start_ingest):
+        with pytest.raises(LimitReached, match="uploaded files only"):
+            call(style.id, [folder])
+    assert studio.store.all("images") == [] and studio.store.all("captions") == []
+    with pytest.raises(LimitReached, match="listed models only"):
+        studio.captions.auto(style.id, model=str(tmp_path))
+
+
+def test_the_image_quota_refuses_the_next_file_and_keeps_the_rest(visitors):
+    studio = visitors.studio(visitor_id("d" * 43))
+    style = studio.styles.create("Quota")
+    report = studio.images.ingest(style.id, uploaded(visitors, 5, "five"))
+    assert len(report.added) == LIMITS.max_images
+    assert [why for _, why in report.rejected] == [
+        f"not imported: this demo keeps at most {LIMITS.max_images} images per visitor"] * 2
+    other = studio.styles.create("Other")  # the quota is per visitor, over every style
+    again = studio.images.ingest(other.id, uploaded(visitors, 1, "one", seed=9))
+    assert not again.added and "at most 3 images" in again.rejected[0][1]
+
+
+def test_training_is_the_toy_quick_draft_within_bounds(visitors):
+    studio = visitors.studio(visitor_id("e" * 43))
+    style = studio.styles.create("Train")
+    refusals = {"steps": dict(max_steps=5000), "resolution": dict(resolution=1024),
+                "batch size": dict(batch_size=16), "rank": dict(rank=128),
+                "epochs": dict(epochs=3)}
+    for word, change in refusals.items():
+        with pytest.raises(LimitReached, match=word):
+            studio.training._demo_check(TOY_ID, TrainConfig.preset("quick", **change))
+    with pytest.raises(LimitReached, match="toy model only"):
+        studio.training._demo_check("tiny-sd15", TrainConfig.preset("quick"))
+    studio.training._demo_check(TOY_ID, TrainConfig.preset("quick", resolution=256))
+    with pytest.raises(LimitReached, match="toy model only"):
+        studio.training.start(style.id, TrainConfig.preset("quick"), base_model="tiny-sd15")
+    assert studio.store.all("runs") == []
+
+
+def test_the_device_line_is_first_come_first_served_and_bounded(tmp_path):
+    turns = DeviceTurns(capacity=2)
+    runners = [JobRunner(Store(tmp_path / f"{n}.json"), turns=turns) for n in range(2)]
+    release = threading.Event()
+    order: list[str] = []
+
+    def hold(name: str):
+        def work(ctx):
+            order.append(name)
+            if name == "first":
+                release.wait(10)
+        return work
+
+    try:
+        first = runners[0].submit("t", hold("first"))
+        deadline = time.monotonic() + 10
+        while runners[0].get(first.id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = runners[1].submit("t", hold("second"))
+        third = runners[0].submit("t", hold("third"))
+        with pytest.raises(DeviceBusy, match="2 jobs are already waiting"):
+            runners[1].submit("t", hold("refused"))
+        deadline = time.monotonic() + 10
+        while "in line" not in runners[0].get(third.id).message and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runners[1].get(second.id).message.endswith("you are next")
+        assert runners[0].get(third.id).message.endswith("you are number 2 in line")
+        release.set()
+        for runner, job in ((runners[1], second), (runners[0], third)):
+            assert runner.wait(job.id, 20).status == "done"
+        assert order == ["first", "second", "third"]
+    finally:
+        release.set()
+        for runner in runners:
+            runner.shutdown()
+
+
+def test_a_visitor_may_queue_only_so_many_jobs(tmp_path):
+    runner = JobRunner(Store(tmp_path / "s.json"), max_active=1)
+    release = threading.Event()
+    try:
+        runner.submit("t", lambda ctx: release.wait(10))
+        with pytest.raises(LimitReached, match="this demo allows 1"):
+            runner.submit("t", lambda ctx: None)
+        assert len(runner.store.all("jobs")) == 1  # the refused job left no record
+    finally:
+        release.set()
+        runner.shutdown()
+
+
+def test_a_job_past_its_time_limit_stops_at_its_next_check(tmp_path):
+    runner = JobRunner(Store(tmp_path / "s.json"), time_limit_s=0.2)
+
+    def slow(ctx):
+        while True:
+            time.sleep(0.05)
+            ctx.check_cancelled()
+
+    try:
+        job = runner.wait(runner.submit("t", slow).id, 10)
+        assert job.status == "cancelled" and "time limit" in job.message
+    finally:
+        runner.shutdown()
+
+
+def test_an_idle_visitor_workspace_is_removed_completely(visitors, clock):
+    gone, stays = visitor_id("f" * 43), visitor_id("g" * 43)
+    studio = visitors.studio(gone)
+    style = studio.styles.create("Expiring")
+    report = studio.images.ingest(style.id, uploaded(visitors, 2, "expiring"))
+    served = studio.workspace.browser_copy(
+        studio.workspace.style_dir(style.id) / report.added[0].stored_path, "thumbs")
+    assert served.is_file() and files_under(studio.workspace.root)
+    clock.now += LIMITS.idle_expiry_s / 2
+    visitors.studio(stays)
+    clock.now += LIMITS.idle_expiry_s / 2 + 1
+    assert visitors.sweep() == [gone]
+    assert not (visitors.folder / gone).exists()
+    assert not visitors.served_dir(gone).exists()
+    assert (visitors.folder / stays).is_dir()
+    assert files_under(visitors.cache_root / "upload-expiring") == []  # uploads were read
