@@ -251,6 +251,9 @@ class CaptionsTab:
     # -- editing one caption ----------------------------------------------------------
     def reopen(self, style_id: str | None, image_id: str | None, typed: str,
                loaded_text: str) -> tuple:
+        """On showing the tab or a (re)announced style: the current image if it belongs to
+        the style, else the first; words typed and not saved stay (a page's own load can
+        announce its style after the artist started typing)."""
         return self.keeping_unsaved(self.everything(style_id, image_id), image_id, typed,
                                     loaded_text)
 
@@ -386,7 +389,7 @@ class CaptionsTab:
         ctx = self.ctx
         refresh = [ctx.style, self.current]
         ctx.tab.select(self.reopen, [*refresh, self.text, self.loaded], self.all_outputs)
-        ctx.style.change(lambda s: self.everything(s, None), ctx.style, self.all_outputs)
+        ctx.style.change(self.reopen, [*refresh, self.text, self.loaded], self.all_outputs)
         self.current.input(self.choose, refresh, self.editor_outputs)
         self.prev_btn.click(lambda s, i: self.move(s, i, -1), refresh, self.list_outputs)
         self.next_btn.click(lambda s, i: self.move(s, i, 1), refresh, self.list_outputs)
