@@ -204,6 +204,11 @@ def job_markdown(job: Job | None) -> str:
     return text
 
 
+def chosen_model(picked: str | None, typed: str) -> str:
+    """A model typed in the box wins over the one picked in the list."""
+    return (typed or "").strip() or (picked or "")
+
+
 def captioner_choices(studio: Studio) -> list[tuple[str, str]]:
     return [(s.label + ("" if s.available else " — not downloaded"), s.ref)
             for s in studio.captions.list_captioners()]

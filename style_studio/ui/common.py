@@ -21,7 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass
 class UIContext:
-    """Handed to each tab's `build`: the studio and the shared components.
+    """Handed to each tab's constructor: the studio and the shared components.
 
     `style` is the style selector (its value is the current style id, or None);
     `tab` is the tab being built, so it can refresh itself when selected.

@@ -386,7 +386,3 @@ class ImagesTab:
         pair_asks = [p.confirm.row, self.pending, p.confirm.text]
         p.drop_left.click(guard(lambda v: self.ask_drop(v, 0)), p.pick, pair_asks)
         p.drop_right.click(guard(lambda v: self.ask_drop(v, 1)), p.pick, pair_asks)
-
-
-def build(ctx: UIContext) -> None:
-    ImagesTab(ctx)

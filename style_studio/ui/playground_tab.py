@@ -64,16 +64,6 @@ def to_request(style_id: str | None, run: str | None, checkpoint: str | None, sc
         height=int(height) if height else None, count=int(count), lora_scale=float(scale))
 
 
-def _served(studio: Studio, path: Path) -> str:
-    """A byte-identical copy in the app's cache (the workspace itself is never served)."""
-    return str(studio.workspace.browser_copy(path, "playground", path.parent.name))
-
-
-def _gallery(studio: Studio, outputs: list[Output]) -> list[tuple[str, str]]:
-    return [(_served(studio, o.path), (o.label + " · " if o.label else "") + o.settings.summary())
-            for o in outputs]
-
-
 def settings_markdown(output: Output) -> str:
     s = output.settings
     rows = [("Prompt", s.prompt), ("Negative prompt", s.negative_prompt or "—"),
@@ -112,147 +102,183 @@ def _finished_line(job: Job) -> str:
     return f"■ {job.title}: {job.status}. {job.message}"
 
 
-def _run_updates(studio: Studio, style_id: str | None, keep_run: str | None = None):
-    """Run choices (plus "base model only"), the checkpoint list and the hint."""
-    if not style_id:
-        return (gr.update(choices=[], value=None), gr.update(choices=[], value=None),
-                "Choose or create a style first.", gr.update(choices=[], value=[]))
-    runs = studio.playground.runs(style_id)
-    base, _ = studio.playground.style_base(style_id)
-    choices = [(f"Base model only, no LoRA ({base})", NO_RUN)]
-    choices += [(r.label, r.run_id) for r in runs]
-    ids = [value for _, value in choices]
-    preferred = studio.playground.preferred_run(style_id)  # the newest finished run
-    run = keep_run if keep_run in ids else (preferred.run_id if preferred else NO_RUN)
-    hint = NO_RUNS_HINT.format(base=base) if not runs else (
-        f"{len(runs)} run(s) with a trained LoRA. Pick one, a checkpoint and a scale.")
-    checkpoint, grid_rows = _checkpoint_updates(studio, run)
-    return gr.update(choices=choices, value=run), checkpoint, hint, grid_rows
+class PlaygroundTab:
+    """Builds the tab and holds its event handlers (state lives in the studio)."""
 
+    def __init__(self, ctx: UIContext):
+        self.ctx = ctx
+        self.studio = ctx.studio
+        self.playground = ctx.studio.playground
+        self._layout()
+        self._wire()
 
-def _checkpoint_updates(studio: Studio, run: str | None, value: str | None = None):
-    if not run or run == NO_RUN:
-        return gr.update(choices=[], value=None), gr.update(choices=[], value=[])
-    choices = [(c.label, FINAL if c.step is None else str(c.step))
-               for c in studio.playground.checkpoints(run)]
-    values = [value for _, value in choices]
-    chosen = value if value in values else (values[0] if values else None)
-    return (gr.update(choices=choices, value=chosen),
-            gr.update(choices=choices, value=values[:3]))
+    # -- layout --------------------------------------------------------------------
+    def _layout(self) -> None:
+        gr.Markdown("### 5 · Playground\nTry a trained LoRA against the base model; every "
+                    "image is saved in the style's `outputs/` with its settings and provenance "
+                    "inside.")
+        with gr.Row():
+            run = gr.Dropdown(label="LoRA run", choices=[], scale=3, elem_id="pg-run")
+            checkpoint = gr.Dropdown(label="Checkpoint", choices=[], elem_id="pg-checkpoint",
+                                     info="final, or an earlier step")
+            scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale",
+                              elem_id="pg-scale")
+        with gr.Row(equal_height=True):
+            self.hint = gr.Markdown(elem_id="pg-hint")
+            self.open_btn, self.training_tab_id = self._open_run_button()
+        prompt = gr.Textbox(label="Prompt", lines=2, elem_id="pg-prompt",
+                            info="Start with the style's trigger word to call up the style.")
+        negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
+        with gr.Row():
+            seed = gr.Number(label="Seed", value=42, precision=0, minimum=0, elem_id="pg-seed")
+            random_seed = gr.Checkbox(label="Random seed (recorded in each image)", value=True,
+                                      elem_id="pg-random-seed")
+            steps = gr.Slider(1, 100, value=20, step=1, label="Steps", elem_id="pg-steps")
+            guidance = gr.Slider(0, 20, value=7.0, step=0.5, label="Guidance",
+                                 elem_id="pg-guidance")
+        with gr.Row():
+            width = gr.Number(label="Width", value=512, precision=0, step=8, elem_id="pg-width")
+            height = gr.Number(label="Height", value=512, precision=0, step=8,
+                               elem_id="pg-height")
+            count = gr.Slider(1, 8, value=1, step=1, label="Images", elem_id="pg-count")
+        self.form = Form(run, checkpoint, scale, prompt, negative, seed, random_seed, steps,
+                         guidance, width, height, count)
+        with gr.Row():
+            self.generate_btn = gr.Button("Generate", variant="primary", elem_id="pg-generate")
+            self.ab_btn = gr.Button("A/B: base vs LoRA", elem_id="pg-ab")
+            self.grid_btn = gr.Button("Grid", elem_id="pg-grid")
+            self.cancel_btn = gr.Button("Cancel", variant="stop", elem_id="pg-cancel")
+        with gr.Accordion("Grid: compare checkpoints", open=False):
+            self.grid_rows = gr.CheckboxGroup(label="Rows: checkpoints", choices=[],
+                                              elem_id="pg-grid-rows")
+            self.grid_axis = gr.Radio(["LoRA scales", "Prompts"], value="LoRA scales",
+                                      label="Columns", elem_id="pg-grid-axis")
+            self.grid_scales = gr.Textbox(label="LoRA scales (comma-separated)",
+                                          value="0, 0.5, 1", elem_id="pg-grid-scales")
+            self.grid_prompts = gr.Textbox(label="Prompts (one per line)", lines=3,
+                                           elem_id="pg-grid-prompts")
+        self.status = gr.Markdown("Ready.", elem_id="pg-status")
+        self.output = gr.Gallery(label="Output", columns=4, height=420, object_fit="contain",
+                                 fit_columns=False, elem_id="pg-output")
+        self.style_line = gr.Markdown(elem_id="pg-style")
+        with gr.Row():
+            self.settings = gr.Markdown(elem_id="pg-settings")
+            self.reuse_btn = gr.Button("Use these settings again", elem_id="pg-reuse", scale=0)
+        with gr.Accordion("History (newest first)", open=True):
+            self.history = gr.Gallery(label="History", columns=8, height=260,
+                                      object_fit="contain", fit_columns=False,
+                                      allow_preview=False, elem_id="pg-history")
+        self.output_paths, self.history_paths = gr.State([]), gr.State([])
+        self.seen_runs = gr.State([])
+        self.selected, self.shown = gr.State(None), gr.State(None)
+        self.timer = gr.Timer(1.0)
 
+    def _open_run_button(self) -> tuple[gr.Button | None, Any]:
+        """The way to a run's page (its images, files, charts) in the Training tab, and that
+        tab's id; only when that tab was built before this one, so its run picker exists."""
+        tabs = self.ctx.tab.parent
+        holder = next((tab for tab in getattr(tabs, "children", [])
+                       if tab is not self.ctx.tab and find_block(tab, RUN_PICK_ID)), None)
+        if holder is None or getattr(holder, "id", None) is None:
+            return None, None
+        return gr.Button("Open this run in the Training tab", scale=0, size="sm",
+                         elem_id="pg-open-run"), holder.id
 
-def build(ctx: UIContext) -> None:
-    studio = ctx.studio
-    playground = studio.playground
-    gr.Markdown("### 5 · Playground\nTry a trained LoRA against the base model; every image "
-                "is saved in the style's `outputs/` with its settings and provenance inside.")
-    with gr.Row():
-        run = gr.Dropdown(label="LoRA run", choices=[], scale=3, elem_id="pg-run")
-        checkpoint = gr.Dropdown(label="Checkpoint", choices=[], elem_id="pg-checkpoint",
-                                 info="final, or an earlier step")
-        scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale", elem_id="pg-scale")
-    with gr.Row(equal_height=True):
-        hint = gr.Markdown(elem_id="pg-hint")
-        open_btn, training_tab = _open_run_button(ctx)
-    prompt = gr.Textbox(label="Prompt", lines=2, elem_id="pg-prompt",
-                        info="Start with the style's trigger word to call up the style.")
-    negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
-    with gr.Row():
-        seed = gr.Number(label="Seed", value=42, precision=0, minimum=0, elem_id="pg-seed")
-        random_seed = gr.Checkbox(label="Random seed (recorded in each image)", value=True,
-                                  elem_id="pg-random-seed")
-        steps = gr.Slider(1, 100, value=20, step=1, label="Steps", elem_id="pg-steps")
-        guidance = gr.Slider(0, 20, value=7.0, step=0.5, label="Guidance", elem_id="pg-guidance")
-    with gr.Row():
-        width = gr.Number(label="Width", value=512, precision=0, step=8, elem_id="pg-width")
-        height = gr.Number(label="Height", value=512, precision=0, step=8, elem_id="pg-height")
-        count = gr.Slider(1, 8, value=1, step=1, label="Images", elem_id="pg-count")
-    form = Form(run, checkpoint, scale, prompt, negative, seed, random_seed, steps, guidance,
-                width, height, count)
-    with gr.Row():
-        generate_btn = gr.Button("Generate", variant="primary", elem_id="pg-generate")
-        ab_btn = gr.Button("A/B: base vs LoRA", elem_id="pg-ab")
-        grid_btn = gr.Button("Grid", elem_id="pg-grid")
-        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="pg-cancel")
-    with gr.Accordion("Grid: compare checkpoints", open=False):
-        grid_rows = gr.CheckboxGroup(label="Rows: checkpoints", choices=[],
-                                     elem_id="pg-grid-rows")
-        grid_axis = gr.Radio(["LoRA scales", "Prompts"], value="LoRA scales",
-                             label="Columns", elem_id="pg-grid-axis")
-        grid_scales = gr.Textbox(label="LoRA scales (comma-separated)", value="0, 0.5, 1",
-                                 elem_id="pg-grid-scales")
-        grid_prompts = gr.Textbox(label="Prompts (one per line)", lines=3,
-                                  elem_id="pg-grid-prompts")
-    status = gr.Markdown("Ready.", elem_id="pg-status")
-    output = gr.Gallery(label="Output", columns=4, height=420, object_fit="contain",
-                        fit_columns=False, elem_id="pg-output")
-    style_line = gr.Markdown(elem_id="pg-style")
-    with gr.Row():
-        settings = gr.Markdown(elem_id="pg-settings")
-        reuse_btn = gr.Button("Use these settings again", elem_id="pg-reuse", scale=0)
-    with gr.Accordion("History (newest first)", open=True):
-        history = gr.Gallery(label="History", columns=8, height=260, object_fit="contain",
-                             fit_columns=False, allow_preview=False, elem_id="pg-history")
-    output_paths, history_paths, seen_runs = gr.State([]), gr.State([]), gr.State([])
-    selected, shown = gr.State(None), gr.State(None)
-    timer = gr.Timer(1.0)
+    # -- views ----------------------------------------------------------------------
+    def served(self, path: Path) -> str:
+        """A byte-identical copy in the app's cache (the workspace itself is never served)."""
+        return str(self.studio.workspace.browser_copy(path, "playground", path.parent.name))
 
-    def history_update(style_id: str | None):
-        found = playground.history(style_id) if style_id else []
-        return _gallery(studio, found), [str(o.path) for o in found]
+    def gallery(self, outputs: list[Output]) -> list[tuple[str, str]]:
+        return [(self.served(o.path),
+                 (o.label + " · " if o.label else "") + o.settings.summary()) for o in outputs]
 
-    def run_ids(style_id: str | None) -> list[str]:
+    def run_updates(self, style_id: str | None, keep_run: str | None = None) -> tuple[Any, ...]:
+        """Run choices (plus "base model only"), the checkpoint list and the hint."""
+        if not style_id:
+            return (gr.update(choices=[], value=None), gr.update(choices=[], value=None),
+                    "Choose or create a style first.", gr.update(choices=[], value=[]))
+        runs = self.playground.runs(style_id)
+        base, _ = self.playground.style_base(style_id)
+        choices = [(f"Base model only, no LoRA ({base})", NO_RUN)]
+        choices += [(r.label, r.run_id) for r in runs]
+        ids = [value for _, value in choices]
+        preferred = self.playground.preferred_run(style_id)  # the newest finished run
+        run = keep_run if keep_run in ids else (preferred.run_id if preferred else NO_RUN)
+        hint = NO_RUNS_HINT.format(base=base) if not runs else (
+            f"{len(runs)} run(s) with a trained LoRA. Pick one, a checkpoint and a scale.")
+        checkpoint, grid_rows = self.checkpoint_updates(run)
+        return gr.update(choices=choices, value=run), checkpoint, hint, grid_rows
+
+    def checkpoint_updates(self, run: str | None, value: str | None = None) -> tuple[Any, Any]:
+        if not run or run == NO_RUN:
+            return gr.update(choices=[], value=None), gr.update(choices=[], value=[])
+        choices = [(c.label, FINAL if c.step is None else str(c.step))
+                   for c in self.playground.checkpoints(run)]
+        values = [value for _, value in choices]
+        chosen = value if value in values else (values[0] if values else None)
+        return (gr.update(choices=choices, value=chosen),
+                gr.update(choices=choices, value=values[:3]))
+
+    def history_update(self, style_id: str | None) -> tuple[Any, list[str]]:
+        found = self.playground.history(style_id) if style_id else []
+        return self.gallery(found), [str(o.path) for o in found]
+
+    def run_ids(self, style_id: str | None) -> list[str]:
         """Finished runs only: one seen while it trained is still news once it is done."""
-        return [r.run_id for r in playground.runs(style_id) if r.finished] if style_id else []
+        if not style_id:
+            return []
+        return [r.run_id for r in self.playground.runs(style_id) if r.finished]
 
-    def load_style(style_id: str | None):
-        runs_out = _run_updates(studio, style_id)
+    # -- handlers ---------------------------------------------------------------------
+    def load_style(self, style_id: str | None) -> tuple[Any, ...]:
+        runs_out = self.run_updates(style_id)
         if not style_id:
             return (*runs_out, gr.update(), gr.update(), gr.update(), [], [], [])
-        request = playground.default_request(style_id)
+        request = self.playground.default_request(style_id)
         return (*runs_out, request.prompt, request.width, request.height,
-                *history_update(style_id), run_ids(style_id))
+                *self.history_update(style_id), self.run_ids(style_id))
 
-    def refresh(style_id: str | None, current_run: str | None, seen: list[str] | None):
+    def refresh(self, style_id: str | None, current_run: str | None,
+                seen: list[str] | None) -> tuple[Any, ...]:
         """Keep the artist's choice, except that a run trained since they last looked is
         preselected: that is the one they came here to try."""
-        ids = run_ids(style_id)
+        ids = self.run_ids(style_id)
         fresh = [run_id for run_id in ids if run_id not in (seen or [])]  # newest first
         keep = fresh[0] if fresh else current_run
-        return (*_run_updates(studio, style_id, keep), *history_update(style_id), ids)
+        return (*self.run_updates(style_id, keep), *self.history_update(style_id), ids)
 
-    @guard
-    def submit(mode: str, style_id, *values):
+    def submit(self, mode: str, style_id: str | None, *values: Any) -> str:
+        """One generation, an A/B pair or a grid, as a job on the device worker."""
         *form_values, rows, axis, scales_text, prompts_text = values
         request = to_request(style_id, *form_values)
         if mode == "ab":
-            job = playground.submit_ab(request)
+            job = self.playground.submit_ab(request)
         elif mode == "grid":
-            steps_ = [None if r == FINAL else int(r) for r in rows or []]
+            steps = [None if r == FINAL else int(r) for r in rows or []]
             by_scale = axis == "LoRA scales"
             scales = _parse_scales(scales_text) if by_scale else None
             prompts = None if by_scale else (prompts_text or "").splitlines()
-            job = playground.submit_grid(request, steps_, scales=scales, prompts=prompts)
+            job = self.playground.submit_grid(request, steps, scales=scales, prompts=prompts)
         else:
-            job = playground.submit(request)
-        return job_status(studio, studio.jobs.get(job.id))
+            job = self.playground.submit(request)
+        return job_status(self.studio, self.studio.jobs.get(job.id))
 
-    def tick(style_id: str | None, shown_id: str | None):
-        job = playground.latest_job(style_id) if style_id else None
-        text = job_status(studio, job)
+    def tick(self, style_id: str | None, shown_id: str | None) -> tuple[Any, ...]:
+        job = self.playground.latest_job(style_id) if style_id else None
+        text = job_status(self.studio, job)
         if job is None or not job.finished or job.id == shown_id:
             return text, *(gr.update(),) * 7, shown_id
-        outputs = playground.outputs(job.id)
-        grid = playground.grid_path(job.id)
-        items = ([(_served(studio, grid), "Grid")] if grid else []) + _gallery(studio, outputs)
+        outputs = self.playground.outputs(job.id)
+        grid = self.playground.grid_path(job.id)
+        items = ([(self.served(grid), "Grid")] if grid else []) + self.gallery(outputs)
         paths = ([str(grid)] if grid else []) + [str(o.path) for o in outputs]
         hint_text = "Select an image to see its settings." if items else ""
-        comparison = playground.style_comparison(job.id)
-        return (text, items, paths, *history_update(style_id), hint_text,
+        comparison = self.playground.style_comparison(job.id)
+        return (text, items, paths, *self.history_update(style_id), hint_text,
                 comparison.summary() if comparison else "", None, job.id)
 
-    @guard
-    def select(paths: list[str], evt: gr.SelectData):
+    def select(self, paths: list[str], evt: gr.SelectData) -> tuple[Any, str | None]:
         index = evt.index if isinstance(evt.index, int) else -1
         if not 0 <= index < len(paths):
             return gr.update(), None
@@ -261,70 +287,69 @@ def build(ctx: UIContext) -> None:
             return "A grid compares images: select one of them for its settings.", None
         return settings_markdown(Output(path, read_settings(path))), str(path)
 
-    @guard
-    def reuse(path: str | None, style_id: str | None):
+    def reuse(self, path: str | None, style_id: str | None) -> tuple[Any, ...]:
         if not path:
             raise gr.Error("Select an image in the output or the history first.")
-        request = playground.settings_of(Path(path))
+        request = self.playground.settings_of(Path(path))
         run_id = request.run_id or NO_RUN
-        if request.run_id and request.run_id not in {r.run_id for r in playground.runs(
+        if request.run_id and request.run_id not in {r.run_id for r in self.playground.runs(
                 need_style(style_id))}:
             raise gr.Error(f"The run {request.run_id} that made this image is gone (deleted, "
                            "or of another style); its settings cannot be reused with it.")
-        run_update, _, hint_text, rows_update = _run_updates(studio, style_id, run_id)
+        run_update, _, hint_text, rows_update = self.run_updates(style_id, run_id)
         step = FINAL if request.checkpoint is None else str(request.checkpoint)
-        checkpoint_update, _ = _checkpoint_updates(studio, run_id, step)
+        checkpoint_update, _ = self.checkpoint_updates(run_id, step)
         gr.Info("Settings restored: press Generate to make it again.")
         return (run_update, checkpoint_update, request.lora_scale, request.prompt,
                 request.negative_prompt, request.seed, False, request.steps,
                 request.guidance, request.width, request.height, 1,
                 hint_text, rows_update)
 
-    run_outputs = [run, checkpoint, hint, grid_rows]
-    history_outputs = [history, history_paths]
-    ctx.style.change(load_style, ctx.style,
-                     [*run_outputs, prompt, width, height, *history_outputs, seen_runs])
-    ctx.tab.select(refresh, [ctx.style, run, seen_runs],
-                   [*run_outputs, *history_outputs, seen_runs])
-    run.input(lambda r: _checkpoint_updates(studio, r), run, [checkpoint, grid_rows])
-    grid_inputs = [grid_rows, grid_axis, grid_scales, grid_prompts]
-    for button, mode in ((generate_btn, "one"), (ab_btn, "ab"), (grid_btn, "grid")):
-        button.click(lambda *v, m=mode: submit(m, *v),
-                     [ctx.style, *form.inputs, *grid_inputs], status)
-    cancel_btn.click(guard(lambda s: _cancel(studio, s)), ctx.style, status)
-    timer.tick(tick, [ctx.style, shown],
-               [status, output, output_paths, *history_outputs, settings, style_line,
-                selected, shown],
-               show_progress="hidden")
-    output.select(select, output_paths, [settings, selected])
-    history.select(select, history_paths, [settings, selected])
-    reuse_btn.click(reuse, [selected, ctx.style], [*form.inputs, hint, grid_rows])
-    if open_btn is not None:
-        open_btn.click(guard(lambda s, r: _open_run(studio, s, r, training_tab)),
-                       [ctx.style, run], [ctx.tab.parent, find_block(ctx.tab.parent,
-                                                                     RUN_PICK_ID)])
+    def cancel(self, style_id: str | None) -> str:
+        job = self.playground.latest_job(need_style(style_id))
+        if job is None or job.finished:
+            return "Nothing to cancel."
+        self.playground.cancel(job.id)
+        return "Cancelling after the current step…"
 
+    def open_run(self, style_id: str | None, run: str | None) -> tuple[Any, Any]:
+        """Switch to the Training tab with this run chosen in "Show run"; its page follows
+        (the tab redraws for the run picked there)."""
+        if not run or run == NO_RUN:
+            raise gr.Error("Pick a LoRA run first: the base model alone has no run page.")
+        runs = self.studio.training.runs(need_style(style_id))
+        return (gr.Tabs(selected=self.training_tab_id),
+                gr.update(choices=training_views.run_choices(runs), value=run))
 
-def _open_run_button(ctx: UIContext) -> tuple[gr.Button | None, Any]:
-    """The way to a run's page (its images, files, charts) in the Training tab, and that
-    tab's id; only when that tab was built before this one, so its run picker exists."""
-    tabs = ctx.tab.parent
-    holder = next((tab for tab in getattr(tabs, "children", [])
-                   if tab is not ctx.tab and find_block(tab, RUN_PICK_ID)), None)
-    if holder is None or getattr(holder, "id", None) is None:
-        return None, None
-    return gr.Button("Open this run in the Training tab", scale=0, size="sm",
-                     elem_id="pg-open-run"), holder.id
-
-
-def _open_run(studio: Studio, style_id: str | None, run: str | None, tab_id: Any):
-    """Switch to the Training tab with this run chosen in "Show run"; its page follows
-    (the tab redraws for the run picked there)."""
-    if not run or run == NO_RUN:
-        raise gr.Error("Pick a LoRA run first: the base model alone has no run page.")
-    runs = studio.training.runs(need_style(style_id))
-    return (gr.Tabs(selected=tab_id),
-            gr.update(choices=training_views.run_choices(runs), value=run))
+    # -- wiring ------------------------------------------------------------------------
+    def _wire(self) -> None:
+        ctx, form = self.ctx, self.form
+        run_outputs = [form.run, form.checkpoint, self.hint, self.grid_rows]
+        history_outputs = [self.history, self.history_paths]
+        ctx.style.change(self.load_style, ctx.style,
+                         [*run_outputs, form.prompt, form.width, form.height,
+                          *history_outputs, self.seen_runs])
+        ctx.tab.select(self.refresh, [ctx.style, form.run, self.seen_runs],
+                       [*run_outputs, *history_outputs, self.seen_runs])
+        form.run.input(self.checkpoint_updates, form.run, [form.checkpoint, self.grid_rows])
+        grid_inputs = [self.grid_rows, self.grid_axis, self.grid_scales, self.grid_prompts]
+        for button, mode in ((self.generate_btn, "one"), (self.ab_btn, "ab"),
+                             (self.grid_btn, "grid")):
+            button.click(guard(lambda *v, m=mode: self.submit(m, *v)),
+                         [ctx.style, *form.inputs, *grid_inputs], self.status)
+        self.cancel_btn.click(guard(self.cancel), ctx.style, self.status)
+        self.timer.tick(self.tick, [ctx.style, self.shown],
+                        [self.status, self.output, self.output_paths, *history_outputs,
+                         self.settings, self.style_line, self.selected, self.shown],
+                        show_progress="hidden")
+        self.output.select(guard(self.select), self.output_paths, [self.settings, self.selected])
+        self.history.select(guard(self.select), self.history_paths,
+                            [self.settings, self.selected])
+        self.reuse_btn.click(guard(self.reuse), [self.selected, ctx.style],
+                             [*form.inputs, self.hint, self.grid_rows])
+        if self.open_btn is not None:
+            self.open_btn.click(guard(self.open_run), [ctx.style, form.run],
+                                [ctx.tab.parent, find_block(ctx.tab.parent, RUN_PICK_ID)])
 
 
 def _parse_scales(text: str) -> list[float]:
@@ -332,11 +357,3 @@ def _parse_scales(text: str) -> list[float]:
         return [float(part) for part in (text or "").replace(";", ",").split(",") if part.strip()]
     except ValueError as exc:
         raise gr.Error("LoRA scales must be numbers separated by commas, e.g. 0, 0.5, 1") from exc
-
-
-def _cancel(studio: Studio, style_id: str | None) -> str:
-    job = studio.playground.latest_job(need_style(style_id))
-    if job is None or job.finished:
-        return "Nothing to cancel."
-    studio.playground.cancel(job.id)
-    return "Cancelling after the current step…"

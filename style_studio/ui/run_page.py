@@ -27,11 +27,12 @@ class RunPage:
     gallery: gr.Gallery
     images: gr.Dataframe
 
-    def __init__(self) -> None:
-        """The summary, placed where the page is made; `build_details` places the rest."""
+    def __init__(self, studio: Studio) -> None:
+        """The summary, placed where the page is made; `layout_details` places the rest."""
+        self.studio = studio
         self.summary = gr.Markdown(elem_id="run-summary")
 
-    def build_details(self) -> None:
+    def layout_details(self) -> None:
         """Settings, downloads and images, placed where this is called."""
         with gr.Accordion("Settings of this run", open=False, elem_id="run-settings-box"):
             self.settings = gr.Markdown(elem_id="run-settings")
@@ -60,11 +61,12 @@ class RunPage:
     def unchanged(self) -> tuple[Any, ...]:
         return (gr.update(),) * len(self.outputs)
 
-    def values(self, studio: Studio, run: Run | None) -> tuple[Any, ...]:
+    def values(self, run: Run | None) -> tuple[Any, ...]:
         if run is None:
             hidden = [gr.update(value=None, visible=False) for _ in self.downloads]
             return (run_views.summary_markdown(None, []), "", "", *hidden,
                     run_views.images_heading([]), [], [])
+        studio = self.studio
         images = studio.training.run_images(run.id)
         files = studio.training.run_files(run.id)
         # The zip waits for the end: while a run trains, its files still change.
@@ -76,6 +78,3 @@ class RunPage:
                 run_views.images_heading(images),
                 run_views.gallery_items(studio, run, images), run_views.image_rows(images))
 
-
-def build() -> RunPage:
-    return RunPage()

@@ -9,24 +9,23 @@ import gradio as gr
 
 from style_studio.studio import Studio
 
-from . import (
-    captions_tab,
-    consent_tab,
-    images_tab,
-    playground_tab,
-    styles_panel,
-    training_tab,
-)
+from .captions_tab import CaptionsTab
 from .common import UIContext
+from .consent_tab import ConsentTab
+from .images_tab import ImagesTab
 from .origin_guard import OriginPolicy, origin_middleware
+from .playground_tab import PlaygroundTab
 from .status import status_text
+from .styles_panel import STYLE_PARAM, StylesPanel, style_choices
+from .training_tab import TrainingTab
 
+# (label, id, class): each class builds its tab when constructed with a UIContext.
 TABS = (
-    ("Images", "images", images_tab),
-    ("Captions", "captions", captions_tab),
-    ("Consent & licence", "consent", consent_tab),
-    ("Training", "training", training_tab),
-    ("Playground", "playground", playground_tab),
+    ("Images", "images", ImagesTab),
+    ("Captions", "captions", CaptionsTab),
+    ("Consent & licence", "consent", ConsentTab),
+    ("Training", "training", TrainingTab),
+    ("Playground", "playground", PlaygroundTab),
 )
 CSS_PATH = Path(__file__).resolve().parents[2] / "assets" / "style.css"
 
@@ -36,12 +35,12 @@ def build_ui(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="Style Studio", analytics_enabled=False) as demo:
         gr.Markdown("# Style Studio\nTrain a LoRA in your own style — and know where every "
                     "image came from.", elem_id="title")
-        panel = styles_panel.build(studio)
+        panel = StylesPanel(studio)
         status = gr.Markdown(status_text(studio), elem_id="job-status")
         with gr.Tabs(elem_id="tabs"):
-            for label, tab_id, module in TABS:
+            for label, tab_id, tab_class in TABS:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
-                    module.build(UIContext(studio, panel.selector, tab, status))
+                    tab_class(UIContext(studio, panel.selector, tab, status))
         timer = gr.Timer(1.0)
         timer.tick(lambda: status_text(studio), None, status, show_progress="hidden")
 
@@ -50,9 +49,9 @@ def build_ui(studio: Studio) -> gr.Blocks:
             tabs are left alone); a brand-new page opens the last style chosen anywhere."""
             for notice in studio.notices:
                 gr.Warning(notice)
-            asked = dict(request.query_params or {}).get(styles_panel.STYLE_PARAM)
+            asked = dict(request.query_params or {}).get(STYLE_PARAM)
             style = studio.styles.for_page(asked)
-            return gr.update(choices=styles_panel.style_choices(studio),
+            return gr.update(choices=style_choices(studio),
                              value=style.id if style else None)
 
         demo.load(on_load, None, panel.selector)

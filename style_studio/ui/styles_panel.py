@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -28,12 +28,6 @@ DEMO_OFFER = ("**New here?** Open the demo style: artworks generated in code (th
               "few minutes on the built-in toy model — no GPU or network needed.")
 
 
-@dataclass
-class StylePanel:
-    selector: gr.Dropdown
-    summary: gr.Markdown
-
-
 def style_choices(studio: Studio) -> list[tuple[str, str]]:
     return [(s.name, s.id) for s in studio.styles.list()]
 
@@ -50,129 +44,154 @@ def describe(studio: Studio, style_id: str | None) -> str:
     return f"**{style.name}** · {style.family_label} · {trigger}  \nBase model: {base}"
 
 
-def build(studio: Studio) -> StylePanel:
-    """Selector row plus a collapsible settings panel; returns the shared selector."""
-    with gr.Row(equal_height=True):
-        selector = gr.Dropdown(label="Style", choices=style_choices(studio), value=None,
-                               scale=3, elem_id="style-selector", interactive=True)
-        summary = gr.Markdown(elem_id="style-summary")
-    with gr.Row(visible=not studio.styles.list(), elem_id="demo-offer",
-                equal_height=True) as demo_offer:
-        gr.Markdown(DEMO_OFFER)
-        demo_btn = gr.Button("Open the demo style", variant="primary", scale=0,
-                             min_width=220, elem_id="open-demo-style")
-    with gr.Accordion("New style", open=False, elem_id="new-style") as new_box:
-        with gr.Row():
-            new_name = gr.Textbox(label="Name", placeholder="Ink washes", elem_id="new-style-name")
-            new_trigger = gr.Textbox(label="Trigger word", placeholder="inkwash",
-                                     info="One rare word that will call up the style.",
-                                     elem_id="new-style-trigger")
-            new_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES,
-                                     value="sd15")
-        new_notes = gr.Textbox(label="Notes", lines=2)
-        create_btn = gr.Button("Create style", variant="primary", elem_id="create-style")
-    with gr.Accordion("Style settings", open=False) as settings_box:
-        with gr.Row():
-            edit_name = gr.Textbox(label="Name")
-            edit_trigger = gr.Textbox(label="Trigger word")
-            edit_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES)
-        with gr.Row():
-            edit_base = gr.Dropdown(label="Base model", scale=2, elem_id="style-base-model",
-                                    info="What the LoRA is trained on and generates with.")
-            base_detail = gr.Markdown(elem_id="base-model-detail")
-        edit_notes = gr.Textbox(label="Notes", lines=2)
-        with gr.Row():
-            save_btn = gr.Button("Save changes")
-            delete_btn = gr.Button("Delete this style…", variant="stop")
-        with gr.Row(visible=False) as confirm_row:
-            confirm_text = gr.Markdown()
-            confirm_btn = gr.Button("Yes, delete it and all its files", variant="stop")
-            keep_btn = gr.Button("Keep it")
+class StylesPanel:
+    """The style selector every tab reads (`selector`) and the panel that edits styles."""
 
-    edit_fields = [edit_name, edit_trigger, edit_family, edit_notes, edit_base]
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        self._layout()
+        self._wire()
 
-    def base_choices(family: str, chosen: str | None):
+    # -- layout --------------------------------------------------------------------
+    def _layout(self) -> None:
+        with gr.Row(equal_height=True):
+            self.selector = gr.Dropdown(label="Style", choices=style_choices(self.studio),
+                                        value=None, scale=3, elem_id="style-selector",
+                                        interactive=True)
+            self.summary = gr.Markdown(elem_id="style-summary")
+        with gr.Row(visible=not self.studio.styles.list(), elem_id="demo-offer",
+                    equal_height=True) as self.demo_offer:
+            gr.Markdown(DEMO_OFFER)
+            self.demo_btn = gr.Button("Open the demo style", variant="primary", scale=0,
+                                      min_width=220, elem_id="open-demo-style")
+        with gr.Accordion("New style", open=False, elem_id="new-style") as self.new_box:
+            with gr.Row():
+                self.new_name = gr.Textbox(label="Name", placeholder="Ink washes",
+                                           elem_id="new-style-name")
+                self.new_trigger = gr.Textbox(label="Trigger word", placeholder="inkwash",
+                                              info="One rare word that will call up the style.",
+                                              elem_id="new-style-trigger")
+                self.new_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES,
+                                              value="sd15")
+            self.new_notes = gr.Textbox(label="Notes", lines=2)
+            self.create_btn = gr.Button("Create style", variant="primary",
+                                        elem_id="create-style")
+        with gr.Accordion("Style settings", open=False):
+            self._settings()
+
+    def _settings(self) -> None:
+        with gr.Row():
+            self.edit_name = gr.Textbox(label="Name")
+            self.edit_trigger = gr.Textbox(label="Trigger word")
+            self.edit_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES)
+        with gr.Row():
+            self.edit_base = gr.Dropdown(label="Base model", scale=2,
+                                         elem_id="style-base-model",
+                                         info="What the LoRA is trained on and generates "
+                                              "with.")
+            self.base_detail = gr.Markdown(elem_id="base-model-detail")
+        self.edit_notes = gr.Textbox(label="Notes", lines=2)
+        with gr.Row():
+            self.save_btn = gr.Button("Save changes")
+            self.delete_btn = gr.Button("Delete this style…", variant="stop")
+        with gr.Row(visible=False) as self.confirm_row:
+            self.confirm_text = gr.Markdown()
+            self.confirm_btn = gr.Button("Yes, delete it and all its files", variant="stop")
+            self.keep_btn = gr.Button("Keep it")
+
+    # -- views ----------------------------------------------------------------------
+    @property
+    def edit_fields(self) -> list[Any]:
+        return [self.edit_name, self.edit_trigger, self.edit_family, self.edit_notes,
+                self.edit_base]
+
+    def base_choices(self, family: str, chosen: str | None) -> tuple[Any, str]:
         choices = [(s.label + ("" if s.available else " — not on this machine"), s.ref)
-                   for s in studio.base_models(family)]
-        return gr.update(choices=choices, value=chosen), base_text(family, chosen)
+                   for s in self.studio.base_models(family)]
+        return gr.update(choices=choices, value=chosen), self.base_text(family, chosen)
 
-    def base_text(family: str, ref: str | None) -> str:
-        source = next((s for s in studio.base_models(family) if s.ref == ref), None)
+    def base_text(self, family: str, ref: str | None) -> str:
+        source = next((s for s in self.studio.base_models(family) if s.ref == ref), None)
         if source is None:
             return ""
         mark = "**Available**" if source.available else "**Not on this machine**"
         return f"{mark} — {source.detail}"
 
-    def fill(style_id: str | None):
+    def fill(self, style_id: str | None) -> tuple[Any, ...]:
         if not style_id:
-            return describe(studio, None), "", "", "sd15", "", gr.update(choices=[]), ""
-        style = studio.styles.get(style_id)
-        base, detail = base_choices(style.family, studio.base_model_for(style))
-        return (describe(studio, style_id), style.name, style.trigger, style.family,
+            return describe(self.studio, None), "", "", "sd15", "", gr.update(choices=[]), ""
+        style = self.studio.styles.get(style_id)
+        base, detail = self.base_choices(style.family, self.studio.base_model_for(style))
+        return (describe(self.studio, style_id), style.name, style.trigger, style.family,
                 style.notes, base, detail)
 
-    @guard
-    def remember(style_id: str | None) -> None:
-        if style_id:
-            studio.styles.select(style_id)
+    def picker_update(self, style_id: str | None = None) -> Any:
+        """The selector with every style, showing `style_id`."""
+        return gr.update(choices=style_choices(self.studio), value=style_id)
 
-    @guard
-    def create(name: str, trigger: str, family: str, notes: str):
+    # -- handlers ---------------------------------------------------------------------
+    def remember(self, style_id: str | None) -> None:
+        if style_id:
+            self.studio.styles.select(style_id)
+
+    def create(self, name: str, trigger: str, family: str, notes: str) -> tuple[Any, ...]:
+        studio = self.studio
         style = studio.styles.create(name, trigger=trigger, family=family, notes=notes,
                                      base_model=studio.suggested_base_model(family))
         gr.Info(f"Created the style '{style.name}'.")
-        return (gr.update(choices=style_choices(studio), value=style.id), "", "",
-                gr.update(open=False))
+        return self.picker_update(style.id), "", "", gr.update(open=False)
 
-    @guard
-    def save(style_id: str | None, name: str, trigger: str, family: str, notes: str,
-             base_model: str | None):
+    def save(self, style_id: str | None, name: str, trigger: str, family: str, notes: str,
+             base_model: str | None) -> tuple[Any, str]:
         if not style_id:
             raise gr.Error("Choose a style first.")
-        before = studio.styles.get(style_id)
+        before = self.studio.styles.get(style_id)
         if family != before.family:  # a base model of the other family cannot be kept
-            base_model = studio.suggested_base_model(family)
-        style = studio.styles.update(style_id, name=name, trigger=trigger, family=family,
-                                     notes=notes, base_model=base_model)
+            base_model = self.studio.suggested_base_model(family)
+        style = self.studio.styles.update(style_id, name=name, trigger=trigger, family=family,
+                                          notes=notes, base_model=base_model)
         gr.Info("Saved.")
-        return gr.update(choices=style_choices(studio), value=style.id), describe(studio, style.id)
+        return self.picker_update(style.id), describe(self.studio, style.id)
 
-    def ask_delete(style_id: str | None):
+    def ask_delete(self, style_id: str | None) -> tuple[Any, str]:
         if not style_id:
             raise gr.Error("Choose a style first.")
-        style = studio.styles.get(style_id)
+        style = self.studio.styles.get(style_id)
         text = (f"Delete **{style.name}**? Its images, captions, consent records, runs and "
                 "outputs are removed from disk. This cannot be undone.")
         return gr.update(visible=True), text
 
-    @guard
-    def delete(style_id: str | None):
-        style = studio.styles.delete(style_id or "")
+    def delete(self, style_id: str | None) -> tuple[Any, Any]:
+        style = self.studio.styles.delete(style_id or "")
         gr.Info(f"Deleted the style '{style.name}'.")
-        current = studio.styles.current()
-        return (gr.update(choices=style_choices(studio), value=current.id if current else None),
-                gr.update(visible=False))
+        current = self.studio.styles.current()
+        return self.picker_update(current.id if current else None), gr.update(visible=False)
 
-    @guard
-    def open_demo():
-        style = studio.demo.open()
+    def open_demo(self) -> tuple[Any, Any]:
+        style = self.studio.demo.open()
         gr.Info(f"Opened '{style.name}': its images, approved captions and cleared consent "
                 "are ready. Train it in the Training tab.")
-        return gr.update(choices=style_choices(studio), value=style.id), gr.update(visible=False)
+        return self.picker_update(style.id), gr.update(visible=False)
 
-    selector.change(None, selector, None, js=KEEP_STYLE_IN_URL)
-    # Only the artist's own pick becomes the default for new pages; a reload is no choice.
-    selector.input(remember, selector, None)
-    selector.change(fill, selector, [summary, *edit_fields, base_detail])
-    selector.change(lambda: gr.update(visible=not studio.styles.list()), None, demo_offer)
-    demo_btn.click(open_demo, None, [selector, demo_offer])
-    edit_base.change(base_text, [edit_family, edit_base], base_detail)
-    create_btn.click(create, [new_name, new_trigger, new_family, new_notes],
-                     [selector, new_name, new_trigger, new_box])
-    save_btn.click(save, [selector, *edit_fields], [selector, summary]).then(
-        fill, selector, [summary, *edit_fields, base_detail])
-    delete_btn.click(guard(ask_delete), selector, [confirm_row, confirm_text])
-    keep_btn.click(lambda: gr.update(visible=False), None, confirm_row)
-    confirm_btn.click(delete, selector, [selector, confirm_row])
-    del settings_box
-    return StylePanel(selector=selector, summary=summary)
+    # -- wiring ------------------------------------------------------------------------
+    def _wire(self) -> None:
+        selector, filled = self.selector, [self.summary, *self.edit_fields, self.base_detail]
+        selector.change(None, selector, None, js=KEEP_STYLE_IN_URL)
+        # Only the artist's own pick becomes the default for new pages; a reload is no choice.
+        selector.input(guard(self.remember), selector, None)
+        selector.change(self.fill, selector, filled)
+        selector.change(lambda: gr.update(visible=not self.studio.styles.list()), None,
+                        self.demo_offer)
+        self.demo_btn.click(guard(self.open_demo), None, [selector, self.demo_offer])
+        self.edit_base.change(self.base_text, [self.edit_family, self.edit_base],
+                              self.base_detail)
+        self.create_btn.click(guard(self.create),
+                              [self.new_name, self.new_trigger, self.new_family,
+                               self.new_notes],
+                              [selector, self.new_name, self.new_trigger, self.new_box])
+        self.save_btn.click(guard(self.save), [selector, *self.edit_fields],
+                            [selector, self.summary]).then(self.fill, selector, filled)
+        self.delete_btn.click(guard(self.ask_delete), selector,
+                              [self.confirm_row, self.confirm_text])
+        self.keep_btn.click(lambda: gr.update(visible=False), None, self.confirm_row)
+        self.confirm_btn.click(guard(self.delete), selector, [selector, self.confirm_row])

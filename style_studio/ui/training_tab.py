@@ -18,14 +18,14 @@ from style_studio.studio import (
     PRESET_LABELS,
     TARGETS,
     Run,
-    Studio,
     TrainConfig,
     files_stamp,
 )
 
-from . import run_page, run_views
+from . import run_views
 from . import training_views as views
 from .common import UIContext, guard, need_style
+from .run_page import RunPage
 
 LABELS: dict[str, tuple[str, str]] = {
     # field: (label, info)
@@ -59,49 +59,6 @@ CHOICES = {"optimizer": list(OPTIMIZERS), "lr_scheduler": list(LR_SCHEDULES),
            "targets": list(TARGETS), "mixed_precision": list(PRECISIONS)}
 
 
-def _component(name: str, value: Any) -> gr.components.Component:
-    label, info = LABELS[name]
-    elem_id = f"train-{name.replace('_', '-')}"
-    if name in CHOICES:
-        return gr.Dropdown(CHOICES[name], value=value, label=label, info=info or None,
-                           elem_id=elem_id)
-    if isinstance(value, bool):
-        return gr.Checkbox(value=value, label=label, info=info or None, elem_id=elem_id)
-    return gr.Number(value=value, label=label, info=info or None, elem_id=elem_id,
-                     precision=0 if isinstance(value, int) else None)
-
-
-def _advanced(defaults: TrainConfig) -> list[gr.components.Component]:
-    components = []
-    values = views.field_values(defaults)
-    for row in range(0, len(views.ADVANCED_FIELDS), 4):
-        with gr.Row():
-            for name, value in zip(views.ADVANCED_FIELDS[row:row + 4], values[row:row + 4],
-                                   strict=True):
-                components.append(_component(name, value))
-    with gr.Row():
-        components.append(gr.Textbox(label="Sample prompts (one per line)", lines=3,
-                                     elem_id="train-sample-prompts", scale=3,
-                                     info="fixed prompts rendered every N steps; they start "
-                                          "with the trigger word"))
-        components.append(gr.Textbox(label="Sample seeds", value=values[-1],
-                                     elem_id="train-sample-seeds",
-                                     info="one per prompt, comma-separated"))
-    return components
-
-
-def _viewed_run(studio: Studio, style_id: str | None, wanted: str | None) -> Run | None:
-    """The run picked in "Show run" (when it is this style's), else the one training (or
-    waiting), else the newest: Cancel and Resume act on exactly this run."""
-    if not style_id:
-        return None
-    runs = studio.training.runs(style_id)
-    chosen = [r for r in runs if r.id == wanted]
-    if chosen:
-        return chosen[0]
-    return studio.training.active_run(style_id) or (runs[0] if runs else None)
-
-
 def _buttons(run: Run | None, active: Run | None) -> list[Any]:
     """Start is off while the style has a run training or waiting; Cancel and Resume
     name the run shown and look inactive when they cannot act on it."""
@@ -117,75 +74,131 @@ def _buttons(run: Run | None, active: Run | None) -> list[Any]:
             note]
 
 
-def _live_values(studio: Studio, run: Run, active: Run | None, metrics: list[dict[str, Any]],
-                 wanted: str | None, force: bool) -> tuple[Any, ...]:
-    """Charts, samples, energy, picker, history and buttons for the run shown."""
-    runs = studio.training.runs(run.style_id)
-    scores = studio.training.style_scores(run.id)
-    choices = views.run_choices(runs)
-    return (
-        # No frame until there is a point: a plot first drawn from an empty frame keeps
-        # an empty colour legend and never draws its lines (a live first run).
-        views.loss_frame(metrics) if metrics else None,
-        views.style_frame(scores) if scores else None,
-        views.served_samples(studio, run),
-        views.energy_markdown(run),
-        # A tick leaves the picker's value alone unless it showed another run: a tick
-        # sent just before a Start or a pick would otherwise undo that choice.
-        gr.update(choices=choices, value=run.id) if force or run.id != wanted
-        else gr.update(choices=choices),
-        views.history_rows(runs), *_buttons(run, active))
+class TrainingTab:
+    """Builds the tab and holds its event handlers (state lives in the studio)."""
 
+    def __init__(self, ctx: UIContext):
+        self.ctx = ctx
+        self.studio = ctx.studio
+        self.defaults = TrainConfig.preset("quick")
+        self._layout()
+        self._wire()
 
-def build(ctx: UIContext) -> None:
-    studio = ctx.studio
-    defaults = TrainConfig.preset("quick")
-    gr.Markdown("### 4 · Training\nTrain a LoRA on the images the consent gate allows. "
-                "Start with a preset; every setting is under *Advanced settings*.")
-    dataset = gr.Markdown(elem_id="train-dataset")
-    with gr.Row():
-        base = gr.Dropdown(label="Base model", choices=[], scale=3, elem_id="train-base")
-        preset = gr.Radio([(label, key) for key, label in PRESET_LABELS.items()],
-                          value="quick", label="Preset", elem_id="train-preset", scale=2)
-    with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
-        settings = _advanced(defaults)
-    with gr.Row():
-        start_btn = gr.Button("Start training", variant="primary", elem_id="train-start",
-                              scale=1)
-        start_note = gr.Markdown(elem_id="train-start-note")
-    gr.Markdown("### Run page\nEverything about one run: its progress, settings, files and "
-                "every image it was trained on.", elem_id="run-page-title")
-    with gr.Row():
-        run_pick = gr.Dropdown(label="Show run", choices=[], elem_id="train-run-pick", scale=3)
-        with gr.Column(scale=1, min_width=220):
-            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="train-cancel",
-                                   interactive=False)
-            resume_btn = gr.Button("Resume", elem_id="train-resume", interactive=False)
-    progress = gr.HTML(views.progress_html(None, None), elem_id="train-progress")
-    page = run_page.build()
-    plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss",
-                       height=260, elem_id="train-loss")
-    style_plot = gr.LinePlot(
-        x="step", y="style distance", title="Style distance of the samples to your images "
-        "(lower is closer; a rise means the style is breaking: keep an earlier checkpoint)",
-        height=220, elem_id="train-style", y_lim=[0, 1])
-    energy = gr.Markdown(elem_id="train-energy")
-    samples = gr.Gallery(label="Samples (fixed prompts and seeds)", columns=6, height=300,
-                         object_fit="contain", elem_id="train-samples", allow_preview=True)
-    page.build_details()
-    history = gr.Dataframe(headers=views.HISTORY_HEADERS, label="Run history",
-                           interactive=False, elem_id="train-history", wrap=True)
-    viewed = gr.State(None)  # (what the live view last drew, what the run page last drew)
-    timer = gr.Timer(1.0)
+    # -- layout --------------------------------------------------------------------
+    def _layout(self) -> None:
+        gr.Markdown("### 4 · Training\nTrain a LoRA on the images the consent gate allows. "
+                    "Start with a preset; every setting is under *Advanced settings*.")
+        self.dataset = gr.Markdown(elem_id="train-dataset")
+        with gr.Row():
+            self.base = gr.Dropdown(label="Base model", choices=[], scale=3,
+                                    elem_id="train-base")
+            self.preset = gr.Radio([(label, key) for key, label in PRESET_LABELS.items()],
+                                   value="quick", label="Preset", elem_id="train-preset",
+                                   scale=2)
+        with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
+            self.settings = self._advanced()
+        with gr.Row():
+            self.start_btn = gr.Button("Start training", variant="primary",
+                                       elem_id="train-start", scale=1)
+            self.start_note = gr.Markdown(elem_id="train-start-note")
+        gr.Markdown("### Run page\nEverything about one run: its progress, settings, files "
+                    "and every image it was trained on.", elem_id="run-page-title")
+        with gr.Row():
+            self.run_pick = gr.Dropdown(label="Show run", choices=[], elem_id="train-run-pick",
+                                        scale=3)
+            with gr.Column(scale=1, min_width=220):
+                self.cancel_btn = gr.Button("Cancel", variant="stop", elem_id="train-cancel",
+                                            interactive=False)
+                self.resume_btn = gr.Button("Resume", elem_id="train-resume",
+                                            interactive=False)
+        self.progress = gr.HTML(views.progress_html(None, None), elem_id="train-progress")
+        self.page = RunPage(self.studio)
+        self.plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss",
+                                height=260, elem_id="train-loss")
+        self.style_plot = gr.LinePlot(
+            x="step", y="style distance", title="Style distance of the samples to your "
+            "images (lower is closer; a rise means the style is breaking: keep an earlier "
+            "checkpoint)", height=220, elem_id="train-style", y_lim=[0, 1])
+        self.energy = gr.Markdown(elem_id="train-energy")
+        self.samples = gr.Gallery(label="Samples (fixed prompts and seeds)", columns=6,
+                                  height=300, object_fit="contain", elem_id="train-samples",
+                                  allow_preview=True)
+        self.page.layout_details()
+        self.history = gr.Dataframe(headers=views.HISTORY_HEADERS, label="Run history",
+                                    interactive=False, elem_id="train-history", wrap=True)
+        self.viewed = gr.State(None)  # (what the live view last drew, what the run page did)
+        self.timer = gr.Timer(1.0)
 
-    def view(style_id: str | None, wanted: str | None, drawn: tuple | None, force: bool):
-        run = _viewed_run(studio, style_id, wanted)
+    def _advanced(self) -> list[gr.components.Component]:
+        components = []
+        values = views.field_values(self.defaults)
+        for row in range(0, len(views.ADVANCED_FIELDS), 4):
+            with gr.Row():
+                for name, value in zip(views.ADVANCED_FIELDS[row:row + 4],
+                                       values[row:row + 4], strict=True):
+                    components.append(_component(name, value))
+        with gr.Row():
+            components.append(gr.Textbox(label="Sample prompts (one per line)", lines=3,
+                                         elem_id="train-sample-prompts", scale=3,
+                                         info="fixed prompts rendered every N steps; they "
+                                              "start with the trigger word"))
+            components.append(gr.Textbox(label="Sample seeds", value=values[-1],
+                                         elem_id="train-sample-seeds",
+                                         info="one per prompt, comma-separated"))
+        return components
+
+    # -- views ----------------------------------------------------------------------
+    @property
+    def view_outputs(self) -> list[Any]:
+        return [self.progress, self.plot, self.style_plot, self.samples, self.energy,
+                self.run_pick, self.history, self.start_btn, self.cancel_btn,
+                self.resume_btn, self.start_note, *self.page.outputs, self.viewed]
+
+    @property
+    def load_outputs(self) -> list[Any]:
+        return [self.dataset, self.base, self.settings[-2], *self.view_outputs]
+
+    def viewed_run(self, style_id: str | None, wanted: str | None) -> Run | None:
+        """The run picked in "Show run" (when it is this style's), else the one training
+        (or waiting), else the newest: Cancel and Resume act on exactly this run."""
+        if not style_id:
+            return None
+        runs = self.studio.training.runs(style_id)
+        chosen = [r for r in runs if r.id == wanted]
+        if chosen:
+            return chosen[0]
+        return self.studio.training.active_run(style_id) or (runs[0] if runs else None)
+
+    def live_values(self, run: Run, active: Run | None, metrics: list[dict[str, Any]],
+                    wanted: str | None, force: bool) -> tuple[Any, ...]:
+        """Charts, samples, energy, picker, history and buttons for the run shown."""
+        runs = self.studio.training.runs(run.style_id)
+        scores = self.studio.training.style_scores(run.id)
+        choices = views.run_choices(runs)
+        return (
+            # No frame until there is a point: a plot first drawn from an empty frame keeps
+            # an empty colour legend and never draws its lines (a live first run).
+            views.loss_frame(metrics) if metrics else None,
+            views.style_frame(scores) if scores else None,
+            views.served_samples(self.studio, run),
+            views.energy_markdown(run),
+            # A tick leaves the picker's value alone unless it showed another run: a tick
+            # sent just before a Start or a pick would otherwise undo that choice.
+            gr.update(choices=choices, value=run.id) if force or run.id != wanted
+            else gr.update(choices=choices),
+            views.history_rows(runs), *_buttons(run, active))
+
+    def view(self, style_id: str | None, wanted: str | None, drawn: tuple | None,
+             force: bool) -> tuple[Any, ...]:
+        """Everything about the run shown; what has not changed since `drawn` is skipped."""
+        studio = self.studio
+        run = self.viewed_run(style_id, wanted)
         active = studio.training.active_run(style_id) if style_id else None
         job = studio.jobs.get(run.job_id) if run and run.job_id else None
         bar = views.progress_html(run, job)
         if run is None:
             return (bar, None, None, [], "", gr.update(choices=[], value=None), [],
-                    *_buttons(None, active), *page.values(studio, None), None)
+                    *_buttons(None, active), *self.page.values(None), None)
         metrics = studio.training.metrics(run.id)
         sample_count = len(studio.training.samples(run.id))
         live = (run.id, len(metrics), sample_count, run.status, run.queued, len(run.flags),
@@ -196,56 +209,47 @@ def build(ctx: UIContext) -> None:
         live_same = live == drawn_live and not force
         page_same = page_key == drawn_page and not force
         if live_same and page_same:
-            return (bar, *(gr.update(),) * 10, *page.unchanged(), drawn)
+            return (bar, *(gr.update(),) * 10, *self.page.unchanged(), drawn)
         live_values = ((gr.update(),) * 10 if live_same
-                       else _live_values(studio, run, active, metrics, wanted, force))
-        page_values = page.unchanged() if page_same else page.values(studio, run)
+                       else self.live_values(run, active, metrics, wanted, force))
+        page_values = self.page.unchanged() if page_same else self.page.values(run)
         return (bar, *live_values, *page_values, (live, page_key))
 
-    view_outputs = [progress, plot, style_plot, samples, energy, run_pick, history,
-                    start_btn, cancel_btn, resume_btn, start_note, *page.outputs, viewed]
-
-    def load(style_id: str | None, wanted: str | None):
+    # -- handlers ---------------------------------------------------------------------
+    def load(self, style_id: str | None, wanted: str | None) -> tuple[Any, ...]:
         if not style_id:
             return ("Choose or create a style first.", gr.update(choices=[], value=None),
-                    gr.update(), *view(None, None, None, True))
-        style = studio.styles.get(style_id)
-        choices = views.base_model_choices(studio, style.family)
-        prompts = "\n".join(defaults.prompts_for(style.trigger))
-        return (views.dataset_markdown(studio.training.plan(style_id)),
-                gr.update(choices=choices, value=studio.base_model_for(style)), prompts,
-                *view(style_id, wanted, None, True))
+                    gr.update(), *self.view(None, None, None, True))
+        style = self.studio.styles.get(style_id)
+        choices = views.base_model_choices(self.studio, style.family)
+        prompts = "\n".join(self.defaults.prompts_for(style.trigger))
+        return (views.dataset_markdown(self.studio.training.plan(style_id)),
+                gr.update(choices=choices, value=self.studio.base_model_for(style)), prompts,
+                *self.view(style_id, wanted, None, True))
 
-    load_outputs = [dataset, base, settings[-2], *view_outputs]
-    ctx.style.change(guard(lambda s: load(s, None)), ctx.style, load_outputs)
-    ctx.tab.select(guard(load), [ctx.style, run_pick], load_outputs)
-
-    def apply_preset(key: str):
+    def apply_preset(self, key: str) -> list[Any]:
         """Fill the advanced fields from the preset; the artist's prompts stay."""
         values = views.field_values(TrainConfig.preset(key))
         return [*values[:-2], gr.update(), values[-1]]
 
-    preset.input(guard(apply_preset), preset, settings)
-
-    @guard
-    def start(style_id: str | None, base_ref: str | None, key: str, *values: Any):
+    def start(self, style_id: str | None, base_ref: str | None, key: str,
+              *values: Any) -> tuple[Any, ...]:
         style_id = need_style(style_id)
         config = views.config_from_form(key, list(values))
-        job = studio.training.start(style_id, config, base_model=base_ref or None)
+        job = self.studio.training.start(style_id, config, base_model=base_ref or None)
         run_id = job.params["run_id"]
         gr.Info(f"Training started (run {run_id}). You can leave this page; it keeps "
                 "running.")
-        return view(style_id, run_id, None, True)
+        return self.view(style_id, run_id, None, True)
 
-    @guard
-    def cancel(style_id: str | None, wanted: str | None):
-        run = _viewed_run(studio, need_style(style_id), wanted)
+    def cancel(self, style_id: str | None, wanted: str | None) -> tuple[Any, ...]:
+        run = self.viewed_run(need_style(style_id), wanted)
         if run is None or not run.active:
             what = f"{run_views.run_name(run, capital=True)} is {run.status}" if run else (
                 "There is no run")
             raise gr.Error(f"{what}: there is nothing to cancel.")
-        after = studio.training.cancel(run.id)
-        active = studio.training.active_run(style_id)
+        after = self.studio.training.cancel(run.id)
+        active = self.studio.training.active_run(style_id)
         name = run_views.run_name(run, capital=True)
         if after.status == "cancelled":
             message = f"{name} was cancelled before it started."
@@ -255,26 +259,44 @@ def build(ctx: UIContext) -> None:
         if active is not None and active.id != run.id:
             message += f" {run_views.run_name(active, capital=True)} keeps training."
         gr.Info(message)
-        return view(style_id, run.id, None, True)
+        return self.view(style_id, run.id, None, True)
 
-    @guard
-    def resume(style_id: str | None, wanted: str | None):
-        run = _viewed_run(studio, need_style(style_id), wanted)
+    def resume(self, style_id: str | None, wanted: str | None) -> tuple[Any, ...]:
+        run = self.viewed_run(need_style(style_id), wanted)
         if run is None:
             raise gr.Error("There is no run to resume yet.")
-        before = studio.training.active_run(style_id)
-        studio.training.resume(run.id)
+        before = self.studio.training.active_run(style_id)
+        self.studio.training.resume(run.id)
         message = f"Resuming {run_views.run_name(run)} from its last checkpoint."
         if before is not None:
             message += (f" It waits for the device until {run_views.run_name(before)} "
                         "has finished.")
         gr.Info(message)
-        return view(style_id, run.id, None, True)
+        return self.view(style_id, run.id, None, True)
 
-    start_btn.click(start, [ctx.style, base, preset, *settings], view_outputs)
-    cancel_btn.click(cancel, [ctx.style, run_pick], view_outputs)
-    resume_btn.click(resume, [ctx.style, run_pick], view_outputs)
-    run_pick.input(guard(lambda s, r: view(s, r, None, True)), [ctx.style, run_pick],
-                   view_outputs)
-    timer.tick(guard(lambda s, r, d: view(s, r, d, False)), [ctx.style, run_pick, viewed],
-               view_outputs, show_progress="hidden")
+    # -- wiring ------------------------------------------------------------------------
+    def _wire(self) -> None:
+        ctx, shown, picked = self.ctx, self.view_outputs, [self.ctx.style, self.run_pick]
+        ctx.style.change(guard(lambda s: self.load(s, None)), ctx.style, self.load_outputs)
+        ctx.tab.select(guard(self.load), picked, self.load_outputs)
+        self.preset.input(guard(self.apply_preset), self.preset, self.settings)
+        self.start_btn.click(guard(self.start), [ctx.style, self.base, self.preset,
+                                                 *self.settings], shown)
+        self.cancel_btn.click(guard(self.cancel), picked, shown)
+        self.resume_btn.click(guard(self.resume), picked, shown)
+        self.run_pick.input(guard(lambda s, r: self.view(s, r, None, True)), picked, shown)
+        self.timer.tick(guard(lambda s, r, d: self.view(s, r, d, False)),
+                        [*picked, self.viewed], shown, show_progress="hidden")
+
+
+def _component(name: str, value: Any) -> gr.components.Component:
+    """One advanced field: a dropdown, checkbox or number, as its default's type asks."""
+    label, info = LABELS[name]
+    elem_id = f"train-{name.replace('_', '-')}"
+    if name in CHOICES:
+        return gr.Dropdown(CHOICES[name], value=value, label=label, info=info or None,
+                           elem_id=elem_id)
+    if isinstance(value, bool):
+        return gr.Checkbox(value=value, label=label, info=info or None, elem_id=elem_id)
+    return gr.Number(value=value, label=label, info=info or None, elem_id=elem_id,
+                     precision=0 if isinstance(value, int) else None)
