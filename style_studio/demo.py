@@ -132,7 +132,7 @@ class DemoStyle:
         return candidate
 
     def _fill(self, style: Style, assets: DemoAssets) -> None:
-        report = self.images.ingest(style.id, assets.sources)
+        report = self.images.ingest(style.id, assets.sources, shipped=True)
         if report.rejected or len(report.added) != len(assets.files):
             problems = "; ".join(f"{name}: {why}" for name, why in report.rejected)
             raise InvalidInput(f"{len(report.added)} of {len(assets.files)} artworks were "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,11 @@ from browser import ROOT, RunningApp, free_port, start_app, stop_app
 from style_studio.visitors.registry import visitor_id
 
 COOKIE = "style_studio_visitor"
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def front_matter() -> dict:
@@ -54,12 +60,12 @@ def test_the_spaces_python_finds_a_wheel_for_every_requirement(tmp_path):
     assert version == f"{sys.version_info.major}.{sys.version_info.minor}"  # what we test on
     result = pip_resolves(version, tmp_path / "report.json")
     assert result.returncode == 0, result.stderr[-2000:]
-    found = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+    found = {canonical(item["metadata"]["name"]): item["metadata"]["version"]
              for item in json.loads((tmp_path / "report.json").read_text())["install"]}
     pinned = [line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
               if "==" in line and not line.startswith("#")]
     for name, version_pinned in pinned:
-        assert found[name.lower().replace("_", "-")] == version_pinned
+        assert found[canonical(name)] == version_pinned
     assert "torch" in found  # the Space installs requirements.txt alone: torch must be there
     # The check can fail: Python 3.10 (a Space's default) has no numpy 2.4 wheel.
     assert pip_resolves("3.10", tmp_path / "old.json").returncode != 0

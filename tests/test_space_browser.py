@@ -45,10 +45,13 @@ def _status(url: str) -> int:
         return exc.code
 
 
-def _train_demo(page, steps: int) -> None:
+def _open_demo(page) -> None:
     page.locator("#open-demo-style").click()
     expect(page.locator("#style-summary")).to_contain_text("Demo: mauve stripes",
                                                            timeout=60_000)
+
+
+def _train(page, steps: int) -> None:
     page.get_by_role("tab", name="Training").click()
     expect(page.locator("#train-dataset")).to_contain_text("20", timeout=30_000)
     page.locator("#train-advanced").click()
@@ -66,7 +69,8 @@ def test_two_visitors_never_meet_and_share_the_device_fairly(space_app, chromium
         expect(banner).to_contain_text("temporary")
         expect(banner).to_contain_text("proves nothing")
 
-        # Alice: a style of her own and three pictures.
+        # Alice: the demo style, then a style of her own with three pictures.
+        _open_demo(alice)
         alice.get_by_text("New style").click()
         alice.locator("#new-style-name textarea, #new-style-name input").first.fill("Alice inks")
         alice.locator("#new-style-trigger textarea, #new-style-trigger input").first.fill("aink")
@@ -91,10 +95,14 @@ def test_two_visitors_never_meet_and_share_the_device_fairly(space_app, chromium
         assert _status(address) == 404  # a plain HTTP client, no cookies
 
         # Alice trains the demo style; Bob's page never shows her job.
-        _train_demo(alice, STEPS)
+        alice.locator("#style-selector input").first.click()
+        alice.get_by_role("option", name="Demo: mauve stripes").click()
+        expect(alice.locator("#style-summary")).to_contain_text("Demo: mauve stripes")
+        _train(alice, STEPS)
         expect(alice.locator("#train-progress-text")).to_contain_text("Step", timeout=120_000)
         expect(bob.locator("#job-status")).to_contain_text("Device idle")
-        _train_demo(bob, STEPS)
+        _open_demo(bob)
+        _train(bob, STEPS)
         bob_progress = bob.locator("#train-progress-text")
         expect(bob_progress).to_contain_text(re.compile("you are next|Step"), timeout=30_000)
         expect(bob.locator("#job-status")).not_to_contain_text("Alice")

@@ -196,3 +196,16 @@ def test_an_idle_visitor_workspace_is_removed_completely(visitors, clock):
     assert not visitors.served_dir(gone).exists()
     assert (visitors.folder / stays).is_dir()
     assert files_under(visitors.cache_root / "upload-expiring") == []  # uploads were read
+
+
+def test_the_demo_style_opens_for_a_visitor_within_the_quota(tmp_path, clock):
+    visitors = Visitors(tmp_path / "space", tmp_path / "space" / "gradio-cache",
+                        StudioConfig(default_base_model=TOY_ID, limits=DemoLimits()),
+                        clock=clock)
+    try:
+        studio = visitors.studio(visitor_id("h" * 43))
+        style = studio.demo.open()  # its artworks ship with the app: not a visitor's path
+        assert style.base_model == TOY_ID and len(studio.store.all("images")) == 20
+        assert studio.training.plan(style.id).included
+    finally:
+        visitors.close()

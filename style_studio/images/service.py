@@ -61,7 +61,8 @@ class Images:
 
     # -- import -------------------------------------------------------------------
     def ingest(self, style_id: str, paths: list[Path], progress: Progress | None = None,
-               should_stop: Callable[[], bool] | None = None) -> IngestReport:
+               should_stop: Callable[[], bool] | None = None,
+               shipped: bool = False) -> IngestReport:
         """Import image files, `.zip` archives and folders (recursively) into a style.
 
         Bad files are rejected with a reason, exact copies skipped, near-duplicates
@@ -71,7 +72,8 @@ class Images:
         style = self.styles.get(style_id)
         if not paths:
             raise InvalidInput("Choose some images, a zip or a folder to import.")
-        self._uploads_only(paths)
+        if not shipped:  # the demo's own artworks ship with the app; a visitor's paths never
+            self._uploads_only(paths)
         run = IngestRun(self.store, self.workspace, self.captions, style, self.limits,
                         self.quota)
         return run.run([Path(p) for p in paths], progress, should_stop)

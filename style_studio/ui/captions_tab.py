@@ -16,19 +16,19 @@ import gradio as gr
 from style_studio.studio import DEFAULT_TEMPLATE, Job, StudioError, describe_captioner
 
 from . import caption_views as views
-from .common import UIContext, escape_md, guard, need_style, upload_file
+from .common import UIContext, UsesStudio, escape_md, guard, need_style, upload_file
 
 NO_STYLE = "Choose or create a style first (top of the page)."
 KEPT_UNSAVED = ("Your unsaved caption is still in the editor: Save or Approve it to keep "
                 "it, or pick the image again to see the new draft.")
 
 
-class CaptionsTab:
+class CaptionsTab(UsesStudio):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
 
     def __init__(self, ctx: UIContext):
         self.ctx = ctx
-        self.studio = ctx.studio
+        self.source = ctx.source
         self._layout()
         self._wire()
 
@@ -65,7 +65,7 @@ class CaptionsTab:
                 self.custom = gr.Textbox(
                     label="…or another image-to-text model id or local folder",
                     placeholder="e.g. florence-community/Florence-2-base", scale=2,
-                    elem_id="captions-custom-model")
+                    elem_id="captions-custom-model", visible=self.limits is None)
             self.model_info = gr.Markdown(elem_id="captions-model-info")
             with gr.Row():
                 self.template = gr.Textbox(DEFAULT_TEMPLATE, label="Caption template",

@@ -13,21 +13,41 @@ import gradio as gr
 from gradio.utils import NamedString
 from gradio_client.utils import is_valid_file
 
-from style_studio.studio import Studio, StudioError
+from style_studio.studio import DemoLimits, Studio, StudioError
+
+from .studios import StudioSource
 
 log = logging.getLogger("style_studio.ui")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class UsesStudio:
+    """A part of the page that talks to the studio of the request in hand: the one studio
+    at home, the visitor's own on a public demo (see `studios.py`). Never keep a studio:
+    ask `self.studio` inside each handler."""
+
+    source: StudioSource
+
+    @property
+    def studio(self) -> Studio:
+        return self.source.current()
+
+    @property
+    def limits(self) -> DemoLimits | None:
+        """The public demo's limits, or None on an artist's own install."""
+        return self.source.limits
+
+
 @dataclass
-class UIContext:
-    """Handed to each tab's constructor: the studio and the shared components.
+class UIContext(UsesStudio):
+    """Handed to each tab's constructor: where the studio comes from and the shared
+    components.
 
     `style` is the style selector (its value is the current style id, or None);
     `tab` is the tab being built, so it can refresh itself when selected.
     """
 
-    studio: Studio
+    source: StudioSource
     style: gr.Dropdown
     tab: gr.Tab
     status: gr.Markdown

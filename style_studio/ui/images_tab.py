@@ -25,7 +25,15 @@ from style_studio.studio import (
     human_size,
 )
 
-from .common import UIContext, escape_md, guard, job_state_markdown, need_style, upload_file
+from .common import (
+    UIContext,
+    UsesStudio,
+    escape_md,
+    guard,
+    job_state_markdown,
+    need_style,
+    upload_file,
+)
 
 FILTER_LABELS = {"all": "All", "needs caption": "Needs caption",
                  "needs consent": "Needs consent", "flagged": "Flagged"}
@@ -156,12 +164,12 @@ class Pairs:
 DETAIL_HINT = "Click a tile to see its size, format, hashes, source metadata and warnings."
 
 
-class ImagesTab:
+class ImagesTab(UsesStudio):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
 
     def __init__(self, ctx: UIContext):
         self.ctx = ctx
-        self.studio = ctx.studio
+        self.source = ctx.source
         self._layout()
         self._wire()
 
@@ -175,7 +183,8 @@ class ImagesTab:
             self.upload = upload_file(label="Add images (JPEG, PNG, WebP, GIF, BMP, TIFF), a .zip, "
                                   "and .txt captions", file_count="multiple", type="filepath",
                                   height=140, scale=3, elem_id="images-upload")
-            with gr.Column(scale=2):
+            # A public demo never reads the server's own disk: uploads only.
+            with gr.Column(scale=2, visible=self.limits is None):
                 self.folder = gr.Textbox(label="…or a folder on this computer",
                                          placeholder="/home/me/Pictures/ink-washes",
                                          elem_id="images-folder")

@@ -17,7 +17,7 @@ import gradio as gr
 from style_studio.studio import GenerateRequest, Job, Output, Studio, read_settings
 
 from . import training_views
-from .common import UIContext, find_block, guard, need_style
+from .common import UIContext, UsesStudio, find_block, guard, need_style
 
 NO_RUN = "__base__"
 RUN_PICK_ID = "train-run-pick"  # the Training tab's "Show run"
@@ -102,15 +102,18 @@ def _finished_line(job: Job) -> str:
     return f"■ {job.title}: {job.status}. {job.message}"
 
 
-class PlaygroundTab:
+class PlaygroundTab(UsesStudio):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
 
     def __init__(self, ctx: UIContext):
         self.ctx = ctx
-        self.studio = ctx.studio
-        self.playground = ctx.studio.playground
+        self.source = ctx.source
         self._layout()
         self._wire()
+
+    @property
+    def playground(self):
+        return self.studio.playground
 
     # -- layout --------------------------------------------------------------------
     def _layout(self) -> None:

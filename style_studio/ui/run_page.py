@@ -12,12 +12,14 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.studio import Run, Studio
+from style_studio.studio import Run
 
 from . import run_views
+from .common import UsesStudio
+from .studios import StudioSource
 
 
-class RunPage:
+class RunPage(UsesStudio):
     """The components; `values` fills them for a run, in the order of `outputs`."""
 
     settings: gr.Markdown
@@ -27,9 +29,9 @@ class RunPage:
     gallery: gr.Gallery
     images: gr.Dataframe
 
-    def __init__(self, studio: Studio) -> None:
+    def __init__(self, source: StudioSource) -> None:
         """The summary, placed where the page is made; `layout_details` places the rest."""
-        self.studio = studio
+        self.source = source
         self.summary = gr.Markdown(elem_id="run-summary")
 
     def layout_details(self) -> None:

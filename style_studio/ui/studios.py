@@ -26,6 +26,8 @@ class StudioSource(Protocol):
 
     def page(self) -> Studio: ...
 
+    def private_paths(self) -> list[str]: ...
+
 
 class OneStudio:
     """An artist's own install: every request talks to the one studio."""
@@ -39,6 +41,11 @@ class OneStudio:
 
     def page(self) -> Studio:
         return self.studio
+
+    def private_paths(self) -> list[str]:
+        """Never served: the database and the styles' folders."""
+        workspace = self.studio.workspace
+        return [str(workspace.root / "studio.json"), str(workspace.styles_root)]
 
 
 class VisitorStudios:
@@ -62,3 +69,7 @@ class VisitorStudios:
 
     def page(self) -> Studio:
         return self.visitors.page_studio()
+
+    def private_paths(self) -> list[str]:
+        """Never served: the visitors' workspaces and the shared models."""
+        return [str(self.visitors.folder), str(self.visitors.models_dir)]

@@ -8,7 +8,8 @@ import gradio as gr
 
 from style_studio.studio import FAMILY_LABELS, Studio
 
-from .common import guard
+from .common import UsesStudio, guard
+from .studios import StudioSource
 
 FAMILY_CHOICES = [(label, key) for key, label in FAMILY_LABELS.items()]
 STYLE_PARAM = "style"
@@ -44,11 +45,11 @@ def describe(studio: Studio, style_id: str | None) -> str:
     return f"**{style.name}** · {style.family_label} · {trigger}  \nBase model: {base}"
 
 
-class StylesPanel:
+class StylesPanel(UsesStudio):
     """The style selector every tab reads (`selector`) and the panel that edits styles."""
 
-    def __init__(self, studio: Studio):
-        self.studio = studio
+    def __init__(self, source: StudioSource):
+        self.source = source
         self._layout()
         self._wire()
 

@@ -24,7 +24,7 @@ from style_studio.studio import (
 
 from . import run_views
 from . import training_views as views
-from .common import UIContext, guard, need_style
+from .common import UIContext, UsesStudio, guard, need_style
 from .run_page import RunPage
 
 LABELS: dict[str, tuple[str, str]] = {
@@ -74,12 +74,12 @@ def _buttons(run: Run | None, active: Run | None) -> list[Any]:
             note]
 
 
-class TrainingTab:
+class TrainingTab(UsesStudio):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
 
     def __init__(self, ctx: UIContext):
         self.ctx = ctx
-        self.studio = ctx.studio
+        self.source = ctx.source
         self.defaults = TrainConfig.preset("quick")
         self._layout()
         self._wire()
@@ -92,7 +92,8 @@ class TrainingTab:
         with gr.Row():
             self.base = gr.Dropdown(label="Base model", choices=[], scale=3,
                                     elem_id="train-base")
-            self.preset = gr.Radio([(label, key) for key, label in PRESET_LABELS.items()],
+            presets = ["quick"] if self.limits else list(PRESET_LABELS)  # a demo: Quick only
+            self.preset = gr.Radio([(PRESET_LABELS[key], key) for key in presets],
                                    value="quick", label="Preset", elem_id="train-preset",
                                    scale=2)
         with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
@@ -112,7 +113,7 @@ class TrainingTab:
                 self.resume_btn = gr.Button("Resume", elem_id="train-resume",
                                             interactive=False)
         self.progress = gr.HTML(views.progress_html(None, None), elem_id="train-progress")
-        self.page = RunPage(self.studio)
+        self.page = RunPage(self.source)
         self.plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss",
                                 height=260, elem_id="train-loss")
         self.style_plot = gr.LinePlot(
