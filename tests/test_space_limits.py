@@ -141,6 +141,7 @@ def test_the_device_line_is_first_come_first_served_and_bounded(tmp_path):
         while "in line" not in runners[0].get(third.id).message and time.monotonic() < deadline:
             time.sleep(0.05)
         assert runners[1].get(second.id).message.endswith("you are next")
+        assert runners[1].current().summary().endswith("you are next")  # the status line
         assert runners[0].get(third.id).message.endswith("you are number 2 in line")
         release.set()
         for runner, job in ((runners[1], second), (runners[0], third)):

@@ -209,7 +209,7 @@ class JobRunner:
         with self._lock:
             live = [j for j in self._live.values() if j.status in ACTIVE]
         live.sort(key=lambda j: (j.status != "running", j.lane != DEVICE_LANE, j.created_at))
-        return copy.deepcopy(live[0]) if live else None
+        return self._with_place(copy.deepcopy(live[0])) if live else None
 
     def cancel(self, job_id: str) -> Job:
         with self._lock:
