@@ -142,3 +142,18 @@ def test_file_jobs_run_beside_a_device_job_but_device_jobs_never_overlap(studio)
     assert studio.jobs.current().id == device_job.id
     hold.set()
     assert studio.jobs.wait(generate.id, timeout=5).status == "done"
+
+
+def test_cancelling_a_finished_job_reads_it_back_and_returns(tmp_path):
+    """Cancel on a job that already ended (a second click, a stale page) must answer at
+    once with the job as it is; it used to wait forever on the runner's own lock."""
+    runner = JobRunner(Store(tmp_path / "jobs.json"))
+    job = runner.wait(runner.submit("quick", lambda ctx: {"ok": 1}).id, 10)
+    answers: list = []
+    caller = threading.Thread(target=lambda: answers.append(runner.cancel(job.id)),
+                              daemon=True)
+    caller.start()
+    caller.join(5)
+    assert not caller.is_alive(), "cancel of a finished job hangs"
+    runner.shutdown()
+    assert answers[0].status == "done" and answers[0].result == {"ok": 1}

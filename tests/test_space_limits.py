@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from training_helpers import shape_images, write_images
 
+from style_studio.base.errors import NotFound
 from style_studio.base.family import TOY_ID
 from style_studio.base.jobs import JobRunner
 from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.store import Store
 from style_studio.base.turns import DeviceBusy, DeviceTurns
+from style_studio.consent.records import ConsentRecord
 from style_studio.studio import StudioConfig
 from style_studio.training.config import TrainConfig
 from style_studio.visitors.registry import Visitors, visitor_id
@@ -210,3 +212,24 @@ def test_the_demo_style_opens_for_a_visitor_within_the_quota(tmp_path, clock):
         assert studio.training.plan(style.id).included
     finally:
         visitors.close()
+
+
+def test_a_visitor_cannot_reach_anothers_style_run_or_job(visitors):
+    alice, bob = visitors.studio(visitor_id("i" * 43)), visitors.studio(visitor_id("j" * 43))
+    style = alice.styles.create("Alice's")
+    job = alice.images.start_ingest(style.id, uploaded(visitors, 1, "alice-job"))
+    alice.jobs.wait(job.id, 30)
+    alice.store.insert("runs", {"id": "run0alice000", "style_id": style.id, "status": "done"})
+    for attempt in (lambda: bob.styles.get(style.id), lambda: bob.styles.delete(style.id),
+                    lambda: bob.jobs.cancel(job.id), lambda: bob.training.cancel("run0alice000"),
+                    lambda: bob.training.resume("run0alice000")):
+        with pytest.raises(NotFound):
+            attempt()
+    image = alice.store.all("images")[0]["id"]
+    assert not bob.consent.set([image], ConsentRecord(creator="Mallory")).changed
+    assert bob.consent.erase([image], "Mallory wants it gone").failed
+    assert alice.styles.get(style.id).name == "Alice's"
+    assert alice.jobs.get(job.id).status == "done"
+    assert alice.consent.get(image).record.creator != "Mallory"
+    assert alice.workspace.style_dir(style.id).joinpath(
+        alice.store.get("images", image)["stored_path"]).is_file()

@@ -212,13 +212,15 @@ class JobRunner:
         return self._with_place(copy.deepcopy(live[0])) if live else None
 
     def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop; a finished (or unknown) job is only read back. The lock is
+        not reentrant: `get` runs after it is released."""
         with self._lock:
             job = self._live.get(job_id)
-            if job is None:
-                return self.get(job_id)
-            self._cancel.add(job_id)
-            if job.status == "queued":
-                self._finish_locked(job, "cancelled", message="Cancelled before it started.")
+            if job is not None:
+                self._cancel.add(job_id)
+                if job.status == "queued":
+                    self._finish_locked(job, "cancelled",
+                                        message="Cancelled before it started.")
         return self.get(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
