@@ -16,21 +16,15 @@ import gradio as gr
 from style_studio.studio import DEFAULT_TEMPLATE, Job, StudioError, describe_captioner
 
 from . import caption_views as views
-from .common import UIContext, UsesStudio, escape_md, guard, need_style, upload_file
+from .common import Tab, escape_md, guard, need_style, upload_file
 
 NO_STYLE = "Choose or create a style first (top of the page)."
 KEPT_UNSAVED = ("Your unsaved caption is still in the editor: Save or Approve it to keep "
                 "it, or pick the image again to see the new draft.")
 
 
-class CaptionsTab(UsesStudio):
+class CaptionsTab(Tab):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
-
-    def __init__(self, ctx: UIContext):
-        self.ctx = ctx
-        self.source = ctx.source
-        self._layout()
-        self._wire()
 
     # -- layout --------------------------------------------------------------------
     def _layout(self) -> None:

@@ -53,6 +53,24 @@ class UIContext(UsesStudio):
     status: gr.Markdown
 
 
+class Tab(UsesStudio):
+    """One tab of the page, in the one pattern every tab follows: constructed with its
+    context, it lays out its components (`_layout`), then wires their events to its named
+    handler methods (`_wire`). State lives in the studio, never in the tab."""
+
+    def __init__(self, ctx: UIContext):
+        self.ctx = ctx
+        self.source = ctx.source
+        self._layout()
+        self._wire()
+
+    def _layout(self) -> None:
+        raise NotImplementedError
+
+    def _wire(self) -> None:
+        raise NotImplementedError
+
+
 def guard(fn: F) -> F:
     """Turn StudioError into a readable gr.Error; never show a traceback.
 

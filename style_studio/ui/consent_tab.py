@@ -16,7 +16,7 @@ from style_studio.consent.records import CONSENT_FIELDS, EVIDENCE_TYPES, Consent
 from style_studio.studio import LICENCES, RELATIONSHIPS, STATUSES, StudioError
 
 from . import consent_views as views
-from .common import UIContext, UsesStudio, guard, need_style, upload_file
+from .common import Tab, guard, need_style, upload_file
 
 
 @dataclass
@@ -45,14 +45,8 @@ def _choices(vocabulary: dict[str, str], empty: str) -> list[tuple[str, str]]:
     return [(empty, ""), *((label, key) for key, label in vocabulary.items())]
 
 
-class ConsentTab(UsesStudio):
+class ConsentTab(Tab):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
-
-    def __init__(self, ctx: UIContext):
-        self.ctx = ctx
-        self.source = ctx.source
-        self._layout()
-        self._wire()
 
     # -- layout --------------------------------------------------------------------
     def _layout(self) -> None:

@@ -26,8 +26,7 @@ from style_studio.studio import (
 )
 
 from .common import (
-    UIContext,
-    UsesStudio,
+    Tab,
     escape_md,
     guard,
     job_state_markdown,
@@ -164,14 +163,8 @@ class Pairs:
 DETAIL_HINT = "Click a tile to see its size, format, hashes, source metadata and warnings."
 
 
-class ImagesTab(UsesStudio):
+class ImagesTab(Tab):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
-
-    def __init__(self, ctx: UIContext):
-        self.ctx = ctx
-        self.source = ctx.source
-        self._layout()
-        self._wire()
 
     # -- layout --------------------------------------------------------------------
     def _layout(self) -> None:

@@ -17,7 +17,7 @@ import gradio as gr
 from style_studio.studio import GenerateRequest, Job, Output, Studio, read_settings
 
 from . import training_views
-from .common import UIContext, UsesStudio, find_block, guard, need_style
+from .common import Tab, find_block, guard, need_style
 
 NO_RUN = "__base__"
 RUN_PICK_ID = "train-run-pick"  # the Training tab's "Show run"
@@ -102,14 +102,8 @@ def _finished_line(job: Job) -> str:
     return f"■ {job.title}: {job.status}. {job.message}"
 
 
-class PlaygroundTab(UsesStudio):
+class PlaygroundTab(Tab):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
-
-    def __init__(self, ctx: UIContext):
-        self.ctx = ctx
-        self.source = ctx.source
-        self._layout()
-        self._wire()
 
     @property
     def playground(self):

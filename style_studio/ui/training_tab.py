@@ -24,7 +24,7 @@ from style_studio.studio import (
 
 from . import run_views
 from . import training_views as views
-from .common import UIContext, UsesStudio, guard, need_style
+from .common import Tab, UIContext, guard, need_style
 from .run_page import RunPage
 
 LABELS: dict[str, tuple[str, str]] = {
@@ -74,15 +74,12 @@ def _buttons(run: Run | None, active: Run | None) -> list[Any]:
             note]
 
 
-class TrainingTab(UsesStudio):
+class TrainingTab(Tab):
     """Builds the tab and holds its event handlers (state lives in the studio)."""
 
     def __init__(self, ctx: UIContext):
-        self.ctx = ctx
-        self.source = ctx.source
         self.defaults = TrainConfig.preset("quick")
-        self._layout()
-        self._wire()
+        super().__init__(ctx)
 
     # -- layout --------------------------------------------------------------------
     def _layout(self) -> None:
