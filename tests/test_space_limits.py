@@ -21,7 +21,8 @@ from style_studio.studio import StudioConfig
 from style_studio.training.config import TrainConfig
 from style_studio.visitors.registry import Visitors, visitor_id
 
-LIMITS = DemoLimits(max_styles=2, max_images=3, max_active_jobs=1, queue_capacity=2)
+LIMITS = DemoLimits(max_styles=2, max_images=3, max_active_jobs=1, queue_capacity=2,
+                    max_visitors=4)
 
 
 class Clock:
@@ -233,3 +234,17 @@ def test_a_visitor_cannot_reach_anothers_style_run_or_job(visitors):
     assert alice.consent.get(image).record.creator != "Mallory"
     assert alice.workspace.style_dir(style.id).joinpath(
         alice.store.get("images", image)["stored_path"]).is_file()
+
+
+def test_the_demo_holds_a_bounded_number_of_visitors_and_closes_quiet_ones(visitors, clock):
+    first = visitors.studio(visitor_id("k" * 43))
+    for letter in "lmn":
+        visitors.studio(visitor_id(letter * 43))
+    with pytest.raises(LimitReached, match="as many visitors as it can"):
+        visitors.studio(visitor_id("o" * 43))
+    assert visitors.studio(visitor_id("k" * 43)) is first  # a known visitor still gets in
+    clock.now += LIMITS.idle_close_s + 1
+    assert visitors.sweep() == []  # quiet, not yet expired
+    assert visitor_id("k" * 43) not in visitors._open
+    again = visitors.studio(visitor_id("k" * 43))
+    assert again is not first and again.workspace.root == first.workspace.root

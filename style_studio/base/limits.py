@@ -32,6 +32,8 @@ class DemoLimits:
     max_resolution: int = 256
     job_time_limit_s: float = 15 * 60
     idle_expiry_s: float = 2 * 3600  # a visitor's workspace is deleted after this idle time
+    max_visitors: int = 300          # workspaces at once: a script cannot fill the disk
+    idle_close_s: float = 15 * 60    # a quiet visitor's studio is closed (files stay)
     max_batch: int = 4
     max_rank: int = 32
     max_generate_side: int = 512

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from style_studio.base.limits import LimitReached
 from style_studio.base.turns import DeviceTurns
 from style_studio.base.workspace import Workspace
 from style_studio.playground.pipeline_cache import PipelineCache
@@ -83,10 +84,21 @@ class Visitors:
         with self._lock:
             studio = self._open.get(vid)
             if studio is None:
+                self._room_for(vid)
                 studio = Studio(self.workspace(vid), self.config, self.shared)
                 self._open[vid] = studio
         self.touch(vid)
         return studio
+
+    def _room_for(self, vid: str) -> None:
+        """A new visitor needs a free place: a script making a visitor per request must
+        not fill the disk with workspaces."""
+        if vid == PAGE_ID or (self.folder / vid).exists():
+            return
+        held = sum(1 for entry in self.folder.iterdir() if _ID.match(entry.name))
+        if held >= self.limits.max_visitors:
+            raise LimitReached("The demo holds as many visitors as it can right now; "
+                               "try again in an hour, when idle workspaces are cleared.")
 
     def page_studio(self) -> Studio:
         """An empty studio the page is laid out with (what any new visitor sees)."""
@@ -116,6 +128,7 @@ class Visitors:
         for entry in self.cache_root.iterdir() if self.cache_root.is_dir() else []:
             if entry.name != "visitors" and entry.stat().st_mtime < time.time() - UPLOAD_TTL_S:
                 _remove(entry)
+        self._close_quiet()
         expired = []
         for entry in sorted(self.folder.iterdir()):
             if entry.is_dir() and _ID.match(entry.name) and self.last_seen(entry.name) < cutoff:
@@ -141,6 +154,20 @@ class Visitors:
             shutil.rmtree(self.folder / vid, ignore_errors=True)
             shutil.rmtree(self.served_dir(vid), ignore_errors=True)
         log.info("expired visitor workspace %s", vid)
+
+    def _close_quiet(self) -> None:
+        """Close the studios of visitors quiet for a while (threads, open database);
+        their files stay, and their next request opens the studio again."""
+        quiet = self.clock() - self.limits.idle_close_s
+        with self._lock:
+            closing = [vid for vid in self._open
+                       if vid != PAGE_ID and self.last_seen(vid) < quiet
+                       and self._open[vid].jobs.current() is None]
+            studios = [self._open.pop(vid) for vid in closing]
+            for vid in closing:
+                self._touched.pop(vid, None)
+        for studio in studios:
+            studio.close()
 
     def start_sweeping(self, every_s: float = 600.0) -> None:
         """Sweep now and then every `every_s` seconds, on a daemon thread."""
