@@ -248,3 +248,17 @@ def test_the_demo_holds_a_bounded_number_of_visitors_and_closes_quiet_ones(visit
     assert visitor_id("k" * 43) not in visitors._open
     again = visitors.studio(visitor_id("k" * 43))
     assert again is not first and again.workspace.root == first.workspace.root
+
+
+def test_the_time_limit_stops_a_training_at_a_step_and_it_can_resume(studio, tmp_path):
+    """The trainer asks `cancel_requested` between steps: the limit must reach it there,
+    and the run is kept (a checkpoint) to resume, like a cancel."""
+    from training_helpers import make_trainable_style, tiny_config
+
+    studio.jobs.time_limit_s = 4.0  # what Space mode sets from DemoLimits.job_time_limit_s
+    style, _ = make_trainable_style(studio, tmp_path)
+    job = studio.jobs.wait(studio.training.start(style.id, tiny_config(max_steps=20000)).id, 300)
+    assert job.status == "cancelled", job.error
+    assert job.message.startswith("Stopped by the demo's time limit at step ")
+    run = studio.training.get_run(job.params["run_id"])
+    assert run.status == "cancelled" and 0 < run.step < 20000

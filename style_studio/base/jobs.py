@@ -83,16 +83,28 @@ class JobContext:
         self._runner._report(self.job_id, log_line=line)
 
     @property
+    def over_time(self) -> bool:
+        """Past the runner's time limit (a public demo's), if it has one."""
+        limit = self._runner.time_limit_s
+        return bool(limit) and self._runner._running_for(self.job_id) > limit
+
+    @property
     def cancel_requested(self) -> bool:
-        return self._runner._cancel_requested(self.job_id)
+        """The artist asked to stop, or the job ran past its time limit: stop at the next
+        step either way (the trainer saves a checkpoint first)."""
+        return self._runner._cancel_requested(self.job_id) or self.over_time
+
+    @property
+    def stop_reason(self) -> str:
+        limit = self._runner.time_limit_s or 0
+        if self.over_time:
+            return (f"Stopped after {limit / 60:g} minutes: the time limit of a job on this "
+                    "demo. What it finished is kept.")
+        return "Cancelled by the artist."
 
     def check_cancelled(self) -> None:
         if self.cancel_requested:
-            raise JobCancelled("Cancelled by the artist.")
-        limit = self._runner.time_limit_s
-        if limit and self._runner._running_for(self.job_id) > limit:
-            raise JobCancelled(f"Stopped after {limit / 60:g} minutes: the time limit of a "
-                               "job on this demo. What it finished is kept.")
+            raise JobCancelled(self.stop_reason)
 
 
 class JobRunner:
@@ -286,7 +298,7 @@ class JobRunner:
                          error=f"Unexpected error ({type(exc).__name__}): {exc}")
         else:
             status = "cancelled" if ctx.cancel_requested else "done"
-            message = "Cancelled by the artist." if status == "cancelled" else "Finished"
+            message = ctx.stop_reason if status == "cancelled" else "Finished"
             self._finish(job_id, status, message=message, result=result or {}, progress=1.0)
 
     def _finish(self, job_id: str, status: str, **changes: Any) -> None:

@@ -204,7 +204,8 @@ class Trainer:
 
     def _check_cancelled_early(self) -> None:
         if self.reporter.cancel_requested:
-            raise JobCancelled("Cancelled while preparing the images; nothing was trained.")
+            raise JobCancelled(f"{self._why_stopped()} while preparing the images; nothing "
+                               "was trained.")
 
     @torch.no_grad()
     def _empty_text(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -375,8 +376,12 @@ class Trainer:
         if self.step > self.last_saved:
             self._checkpoint()
         where = f"step {self.step}" if self.step else "the start"
-        raise JobCancelled(f"Cancelled at {where}; a checkpoint was saved, so Resume continues "
-                           "from here.")
+        raise JobCancelled(f"{self._why_stopped()} at {where}; a checkpoint was saved, so "
+                           "Resume continues from here.")
+
+    def _why_stopped(self) -> str:
+        over = getattr(self.reporter, "over_time", False)  # a public demo's time limit
+        return "Stopped by the demo's time limit" if over else "Cancelled"
 
     def _log(self, handle, loss: float, steps_per_s: float, session_s: float) -> None:
         self.ema = SMOOTHING * self.ema + (1 - SMOOTHING) * loss
