@@ -1,4 +1,4 @@
-"""Offline CLIP tokenizers for the tiny models, built in code (no download).
+"""Offline tokenizers for the tiny models, built in code (no download): CLIP, T5, Qwen3.
 
 Why this exists: in transformers 5 `CLIPTokenizer(vocab_file=..., merges_file=...)` silently
 ignores the files and maps every token to unk. We pass the vocabulary itself (`vocab=`,
@@ -9,7 +9,7 @@ their tokenizers always agree on ids.
 from __future__ import annotations
 
 from tokenizers import pre_tokenizers
-from transformers import CLIPTokenizer
+from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
@@ -36,3 +36,41 @@ def build_clip_tokenizer(model_max_length: int = CLIP_MAX_LENGTH) -> CLIPTokeniz
         pad_token=EOS_TOKEN,
         model_max_length=model_max_length,
     )
+
+
+T5_MAX_LENGTH = 512
+METASPACE = "\u2581"
+
+
+def build_t5_tokenizer(model_max_length: int = T5_MAX_LENGTH) -> T5Tokenizer:
+    """A T5 tokenizer from a Unigram vocabulary made in code (sentencepiece is not needed):
+    pad=0, eos=1, unk=2 as in T5, then every printable ASCII character alone and after the
+    word-start marker, so plain prompts split into known pieces."""
+    chars = [chr(code) for code in range(33, 127)]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), (METASPACE, -2.0)]
+    vocab += [(char, -3.0) for char in chars] + [(METASPACE + char, -2.5) for char in chars]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
+
+
+# One user turn and the generation prompt, with Qwen3's switch for not thinking: what the
+# FLUX.2 klein and Z-Image pipelines render before encoding a prompt.
+QWEN_CHAT_TEMPLATE = (
+    "{%- for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + "
+    "'<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{ '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}")
+QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+
+
+def build_qwen_tokenizer(model_max_length: int = T5_MAX_LENGTH) -> Qwen2Tokenizer:
+    """A byte-level Qwen tokenizer (no merges) with Qwen's special tokens and a minimal chat
+    template; every text splits into known byte tokens."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: index for index, token in enumerate([*alphabet, *QWEN_SPECIALS])}
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token="<|im_end|>",
+                               pad_token="<|endoftext|>",
+                               additional_special_tokens=list(QWEN_SPECIALS[1:]),
+                               model_max_length=model_max_length)
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    return tokenizer

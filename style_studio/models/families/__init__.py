@@ -1,0 +1,31 @@
+"""Base-model families, one module each: what the family's pipeline, denoiser, objective,
+text encoders, LoRA targets and real models are, and how to build its tiny twin.
+
+Today the trainer, sampler and export still handle SD 1.x and SDXL by name; the
+flow-matching families (FLUX.1, FLUX.2 [klein], Z-Image) are declared and their tiny twins
+run, but they are not `trainable` yet, so nothing offers them (issue 16; the research
+behind these modules is docs/research/flow-families.md).
+"""
+
+from __future__ import annotations
+
+from style_studio.base.errors import InvalidInput
+
+from .flux1 import FLUX1
+from .flux2_klein import FLUX2_KLEIN
+from .sd import SD15, SDXL
+from .spec import FamilySpec, ReferenceModel
+from .zimage import ZIMAGE
+
+FAMILIES: dict[str, FamilySpec] = {spec.key: spec for spec in
+                                   (SD15, SDXL, FLUX1, FLUX2_KLEIN, ZIMAGE)}
+
+__all__ = ["FAMILIES", "FamilySpec", "ReferenceModel", "family_spec"]
+
+
+def family_spec(key: str) -> FamilySpec:
+    try:
+        return FAMILIES[key]
+    except KeyError:
+        known = ", ".join(FAMILIES)
+        raise InvalidInput(f"Unknown base-model family '{key}'; known: {known}.") from None
