@@ -262,3 +262,26 @@ def test_the_time_limit_stops_a_training_at_a_step_and_it_can_resume(studio, tmp
     assert job.message.startswith("Stopped by the demo's time limit at step ")
     run = studio.training.get_run(job.params["run_id"])
     assert run.status == "cancelled" and 0 < run.step < 20000
+
+
+def test_a_cancelled_or_abandoned_waiting_job_frees_its_place_in_line(tmp_path):
+    turns = DeviceTurns(capacity=1)
+    release = threading.Event()
+    holder = JobRunner(Store(tmp_path / "a.json"), turns=turns)
+    other = JobRunner(Store(tmp_path / "b.json"), turns=turns)
+    try:
+        running = holder.submit("t", lambda ctx: release.wait(10))
+        deadline = time.monotonic() + 10
+        while holder.get(running.id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        waiting = other.submit("t", lambda ctx: None)
+        with pytest.raises(DeviceBusy):
+            other.submit("t", lambda ctx: None)
+        other.cancel(waiting.id)
+        again = other.submit("t", lambda ctx: None)  # the cancelled job's place is free
+        other.shutdown()  # a closed studio's waiting jobs leave the line too
+        assert turns.place(again.id) is None
+        holder.submit("t", lambda ctx: None)
+    finally:
+        release.set()
+        holder.shutdown()

@@ -226,13 +226,17 @@ class JobRunner:
     def cancel(self, job_id: str) -> Job:
         """Ask a job to stop; a finished (or unknown) job is only read back. The lock is
         not reentrant: `get` runs after it is released."""
+        waiting = False
         with self._lock:
             job = self._live.get(job_id)
             if job is not None:
                 self._cancel.add(job_id)
-                if job.status == "queued":
+                waiting = job.status == "queued"
+                if waiting:
                     self._finish_locked(job, "cancelled",
                                         message="Cancelled before it started.")
+        if waiting and self.turns is not None:  # its place in the shared line is free now
+            self.turns.release(job_id)  # (outside our lock: the line calls back into it)
         return self.get(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
@@ -249,6 +253,9 @@ class JobRunner:
         """Ask the running job to stop and end the worker (used by tests and at exit)."""
         with self._lock:
             self._cancel.update(j for j, job in self._live.items() if not job.finished)
+            queued = [j for j, job in self._live.items() if job.status == "queued"]
+        for job_id in queued if self.turns is not None else []:
+            self.turns.release(job_id)  # jobs that will never run leave the shared line
         for lane_queue in self._queues.values():
             lane_queue.put(None)
         for thread in self._threads:
@@ -279,7 +286,7 @@ class JobRunner:
         def still_wanted() -> bool:
             with self._lock:
                 job = self._live.get(job_id)
-                return job is not None and job.status == "queued"
+                return job is not None and job.status == "queued" and job_id not in self._cancel
 
         return self.turns.wait(job_id, still_wanted)  # type: ignore[union-attr]
 
