@@ -43,7 +43,7 @@ from style_studio.demo import DemoAssets  # noqa: E402
 from style_studio.images.style_signature import StyleSignature, compare_ab  # noqa: E402
 from style_studio.models.toy import ASSET_DIR, TOY_ID, build_toy_model, ensure_toy_model  # noqa: E402
 from style_studio.playground.grids import GridLayout, compose_grid  # noqa: E402
-from style_studio.playground.service import GenerateRequest  # noqa: E402
+from style_studio.playground.records import GenerateRequest  # noqa: E402
 from style_studio.studio import Studio, StudioConfig  # noqa: E402
 from style_studio.training.config import TrainConfig  # noqa: E402
 

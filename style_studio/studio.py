@@ -38,7 +38,8 @@ from style_studio.models.loading import BaseModelSource, list_base_models
 from style_studio.models.tiny import TINY_IDS
 from style_studio.playground.output_metadata import read_settings
 from style_studio.playground.pipeline_cache import PipelineCache
-from style_studio.playground.service import GenerateRequest, Output, Playground
+from style_studio.playground.records import GenerateRequest, Output
+from style_studio.playground.service import Playground
 from style_studio.training.config import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -48,8 +49,9 @@ from style_studio.training.config import (
     TrainConfig,
 )
 from style_studio.training.energy import EnergyReport
+from style_studio.training.records import Run
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
-from style_studio.training.service import Run, Training
+from style_studio.training.service import Training
 
 # What the UI (and a CLI) may use besides the services.
 __all__ = [

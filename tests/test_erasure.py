@@ -23,7 +23,7 @@ from style_studio.base.erasure_journal import ErasureJournal, JournalEntry
 from style_studio.base.store import utc_now
 from style_studio.base.workspace import Workspace
 from style_studio.consent.records import ConsentRecord
-from style_studio.playground.service import GenerateRequest
+from style_studio.playground.records import GenerateRequest
 from style_studio.studio import Studio
 from style_studio.training.export import DIFFUSERS_NAME
 

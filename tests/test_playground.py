@@ -21,7 +21,7 @@ from style_studio.base.files import sha256_file
 from style_studio.base.jobs import JobContext
 from style_studio.playground.output_metadata import TRAINED_ALGORITHMIC_MEDIA, XMP_KEY, read_xmp
 from style_studio.playground.pipeline_cache import PipelineCache
-from style_studio.playground.service import GenerateRequest
+from style_studio.playground.records import GenerateRequest
 
 STEPS = 3
 PROMPT = "inkwash, a heron in reeds"

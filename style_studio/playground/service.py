@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,13 @@ from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
 from style_studio.images.style_signature import StyleComparison, compare_ab
 from style_studio.models.tiny import parse_tiny_id
-from style_studio.training.service import Run, Training
+from style_studio.training.records import Run
+from style_studio.training.service import Training
 
 from .grids import GridLayout, compose_grid
 from .output_metadata import OutputSettings, read_settings, save_output
 from .pipeline_cache import LoraSource, PipelineCache
+from .records import GenerateRequest, Output, RunCheckpoint, RunChoice
 
 JOB_KIND = "generate"
 DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
@@ -38,61 +40,6 @@ MAX_COUNT = 8
 # Below this many steps a LoRA has learned little of a style (Quick draft trains 400):
 # its label says "short run", so nobody mistakes it for the finished one.
 SHORT_RUN_STEPS = 100
-
-
-@dataclass
-class GenerateRequest:
-    """What the artist asks for. `checkpoint` None = the run's final LoRA; `seed` None =
-    a random seed, which is then recorded; `width`/`height` None = the model's native size."""
-
-    style_id: str
-    run_id: str | None = None
-    checkpoint: int | None = None
-    prompt: str = ""
-    negative_prompt: str = ""
-    seed: int | None = None
-    steps: int = 20
-    guidance: float = 7.0
-    width: int | None = None
-    height: int | None = None
-    count: int = 1
-    lora_scale: float = 1.0
-
-
-@dataclass
-class RunCheckpoint:
-    """One loadable LoRA of a run: the final one (step None) or a step checkpoint."""
-
-    step: int | None
-    label: str
-    lora_dir: Path
-
-
-@dataclass
-class RunChoice:
-    """A run the artist can generate with, as the run picker shows it."""
-
-    run_id: str
-    label: str
-    base_model: str
-    family: str
-    checkpoints: list[RunCheckpoint]
-    flags: list[str] = field(default_factory=list)
-    status: str = "done"
-
-    @property
-    def finished(self) -> bool:
-        """Trained to its last step: the LoRA the artist meant to make."""
-        return self.status == "done"
-
-
-@dataclass
-class Output:
-    """One saved image and the settings read back from its own PNG."""
-
-    path: Path
-    settings: OutputSettings
-    label: str = ""
 
 
 @dataclass

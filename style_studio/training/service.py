@@ -13,7 +13,6 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,70 +48,13 @@ from .provenance import (
     provenance_report,
     write_manifest,
 )
+from .records import Checkpoint, Run, Sample
 from .run_details import RunFile, RunImage, browser_files, bundle, run_files, run_images
 from .sampling import SCORES_NAME, SIGNATURE_NAME, sample_name
 from .trainer import Trainer, TrainSpec
 
 JOB_KIND = "training"
-RESUMABLE = ("cancelled", "interrupted", "failed")
 _SAMPLE_RE = re.compile(r"^step-(\d{6,})-(\d+)\.png$")
-
-
-@dataclass
-class Run:
-    """A training run as the runs table holds it, plus its folder."""
-
-    id: str
-    style_id: str
-    run_dir: Path
-    job_id: str = ""
-    status: str = "running"
-    base_model: str = ""
-    base_model_identity: str = ""
-    family: str = "sd15"
-    config: dict[str, Any] = field(default_factory=dict)
-    image_hashes: list[str] = field(default_factory=list)
-    image_count: int = 0
-    flags: list[str] = field(default_factory=list)
-    manifest_sha256: str = ""
-    step: int = 0
-    total_steps: int = 0
-    created_at: str = ""
-    finished_at: str | None = None
-    energy: dict[str, Any] | None = None
-    error: str | None = None
-    queued: bool = False  # "running" in the table, but its job still waits for the device
-
-    @property
-    def resumable(self) -> bool:
-        return self.status in RESUMABLE
-
-    @property
-    def active(self) -> bool:
-        """Training now or waiting for the device: Cancel can act, Start must wait."""
-        return self.status == "running"
-
-    @property
-    def shown_status(self) -> str:
-        """The status in words a person reads: a queued run is "waiting", not "running"."""
-        return "waiting" if self.queued else self.status
-
-
-@dataclass
-class Sample:
-    step: int
-    index: int
-    prompt: str
-    seed: int
-    path: Path
-
-
-@dataclass
-class Checkpoint:
-    step: int | None  # None = the finished LoRA
-    label: str
-    lora_dir: Path
-    diffusers_file: Path
 
 
 class Training:
