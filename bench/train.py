@@ -84,7 +84,7 @@ def bare_step_fn(trainer: Trainer) -> Callable[[], None]:
     from diffusers import UNet2DConditionModel
     from peft import LoraConfig
 
-    unet = UNet2DConditionModel.from_config(trainer.unet.config)
+    unet = UNet2DConditionModel.from_config(trainer.denoiser.config)
     unet.load_state_dict(trainer.pipe.unet.state_dict(), strict=False)
     unet.requires_grad_(False)
     cfg = trainer.cfg
@@ -115,7 +115,7 @@ def reference_step_fn(trainer: Trainer) -> Callable[[], None]:
     pipe, items, cfg = trainer.pipe, trainer.spec.items, trainer.cfg
     text = TextConditioner(pipe, "sd15")
     gen = torch.Generator().manual_seed(1)
-    unet, optimizer = trainer.unet, trainer.optimizer
+    unet, optimizer = trainer.denoiser, trainer.optimizer
     state = {"i": 0}
 
     def step() -> None:

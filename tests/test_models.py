@@ -23,6 +23,7 @@ from transformers import CLIPTextModelWithProjection
 
 from style_studio.base.errors import InvalidInput, ModelUnavailable
 from style_studio.models.devices import pick_device
+from style_studio.models.families import ensure_twin
 from style_studio.models.loading import (
     describe_source,
     list_base_models,
@@ -58,7 +59,7 @@ def empty_hub_cache(tmp_path, monkeypatch):
 def models_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("models")
     for family in TINY_IDS:
-        ensure_tiny_model(family, folder)
+        ensure_twin(family, folder)
     return folder
 
 

@@ -80,7 +80,7 @@ def test_first_step_loss_equals_the_diffusers_reference(tmp_path, base, size, ga
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),),
                                   generator=gen)
         with torch.no_grad():
-            expected = reference_loss(scheduler, trainer.unet, trainer.pipe.text_encoder,
+            expected = reference_loss(scheduler, trainer.denoiser, trainer.pipe.text_encoder,
                                       trainer.pipe.tokenizer, latents,
                                       [e.caption for e in examples], noise, timesteps,
                                       gamma or None)

@@ -1,4 +1,6 @@
-"""Base-model families Style Studio trains: Stable Diffusion 1.x and SDXL."""
+"""Base-model families Style Studio trains: Stable Diffusion 1.x and SDXL (UNets), and the
+flow-matching transformers FLUX.1, FLUX.2 [klein] and Z-Image. What each family *is* lives
+in `models/families/`; these names and sizes are here so light modules need not import it."""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ from typing import Literal, get_args
 
 from .errors import InvalidInput
 
-Family = Literal["sd15", "sdxl"]
+Family = Literal["sd15", "sdxl", "flux1", "flux2_klein", "zimage"]
 FAMILIES: tuple[Family, ...] = get_args(Family)
-FAMILY_LABELS: dict[str, str] = {"sd15": "Stable Diffusion 1.x", "sdxl": "Stable Diffusion XL"}
-NATIVE_SIDE: dict[str, int] = {"sd15": 512, "sdxl": 1024}  # pixels each family was trained at
+FAMILY_LABELS: dict[str, str] = {"sd15": "Stable Diffusion 1.x", "sdxl": "Stable Diffusion XL",
+                                 "flux1": "FLUX.1", "flux2_klein": "FLUX.2 [klein]",
+                                 "zimage": "Z-Image"}
+NATIVE_SIDE: dict[str, int] = {"sd15": 512, "sdxl": 1024, "flux1": 1024, "flux2_klein": 1024,
+                               "zimage": 1024}  # pixels each family was trained at
+FLOW_FAMILIES = ("flux1", "flux2_klein", "zimage")  # rectified-flow transformers
 # The built-in toy model (toy_model.py), named here so light modules need not import torch.
 TOY_ID = "toy-sd15"
 TOY_SIDE = 256  # pixels: the size it is pretrained, trained and sampled at

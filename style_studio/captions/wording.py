@@ -19,8 +19,9 @@ from typing import Any
 from huggingface_hub import try_to_load_from_cache
 from transformers import CLIPTokenizer
 
+from style_studio.models.families import ensure_twin
 from style_studio.models.loading import KNOWN_HUB_MODELS
-from style_studio.models.tiny import ensure_tiny_model, parse_tiny_id, tiny_id
+from style_studio.models.tiny import parse_tiny_id, tiny_id
 from style_studio.models.toy import TOY_ID, ensure_toy_model
 
 PEOPLE_WORDS = Path(__file__).resolve().parents[2] / "assets" / "wording" / "people_words.txt"
@@ -238,7 +239,7 @@ class BaseTokenizers:
         if not path.exists() and (self.models_dir / ref).exists():
             path = self.models_dir / ref
         if tiny:
-            folder: Path | None = ensure_tiny_model(tiny[0], self.models_dir, tiny[1])
+            folder: Path | None = ensure_twin(tiny[0], self.models_dir, tiny[1])
         elif ref == TOY_ID:  # shipped with the app: copied in on first use, like the tiny one
             folder = ensure_toy_model(self.models_dir)
         elif path.is_dir():

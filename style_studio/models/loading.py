@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from diffusers import (
-    DiffusionPipeline,
-    StableDiffusionPipeline,
-    StableDiffusionXLPipeline,
-)
+import diffusers
+from diffusers import DiffusionPipeline
 from huggingface_hub import try_to_load_from_cache
 
 from style_studio.base.errors import InvalidInput, ModelUnavailable
@@ -39,12 +36,13 @@ from style_studio.models.checkpoint_files import (
     single_file_model_type,
 )
 from style_studio.models.devices import DeviceChoice, pick_device
+from style_studio.models.families import FAMILIES as FAMILY_SPECS
+from style_studio.models.families import ensure_twin, family_spec
 from style_studio.models.tiny import (
     TINY_IDS,
     TINY_LABEL,
     TINY_MARKER,
     TINY_NOTE,
-    ensure_tiny_model,
     parse_tiny_id,
     tiny_id,
 )
@@ -58,6 +56,9 @@ KNOWN_HUB_MODELS: dict[str, tuple[Family, str, str]] = {
     # id: (family, label, approximate download with the patterns of `hf_download_command`)
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ("sd15", "Stable Diffusion 1.5", "4.3 GB"),
     "stabilityai/stable-diffusion-xl-base-1.0": ("sdxl", "Stable Diffusion XL base 1.0", "14 GB"),
+    **{ref.hub_id: (spec.key, ref.label, ref.download)  # type: ignore[misc]
+       for spec in FAMILY_SPECS.values() if spec.denoiser == "transformer"
+       for ref in spec.references},
 }
 _NO_TOKEN_LIMIT = 10_000
 
@@ -129,8 +130,9 @@ def _hub_snapshot(repo_id: str) -> Path | None:
 
 
 def _hub_has_weights(snapshot: Path) -> bool:
-    """The UNet's .safetensors weights are cached (pickled .bin ones are never loaded)."""
-    return any((snapshot / "unet").glob("diffusion_pytorch_model*.safetensors"))
+    """The denoiser's .safetensors weights are cached (pickled .bin ones are never loaded)."""
+    return any(any((snapshot / part).glob("diffusion_pytorch_model*.safetensors"))
+               for part in ("unet", "transformer"))
 
 
 def hf_download_command(repo_id: str) -> str:
@@ -153,7 +155,9 @@ def _folder_family(folder: Path) -> Family | None:
     name = str(_read_model_index(folder).get("_class_name", ""))
     if not name:
         return None
-    return "sdxl" if "XL" in name else "sd15"
+    flow = next((spec.key for spec in FAMILY_SPECS.values()
+                 if spec.denoiser == "transformer" and spec.pipeline == name), None)
+    return flow or ("sdxl" if "XL" in name else "sd15")  # type: ignore[return-value]
 
 
 def guess_family(ref: str, models_dir: Path) -> Family:
@@ -192,7 +196,7 @@ def describe_source(ref: str, family: Family, models_dir: Path) -> BaseModelSour
 def _describe_tiny(resolved: _Resolved, models_dir: Path) -> BaseModelSource:
     assert resolved.tiny and resolved.path
     family, seed = resolved.tiny
-    shape = "SD 1.5" if family == "sd15" else "SDXL"
+    shape = {"sd15": "SD 1.5", "sdxl": "SDXL"}.get(family, family_spec(family).label)
     label = f"{TINY_LABEL} · {shape}-shaped" + (f" · seed {seed}" if seed else "")
     saved = (resolved.path / "model_index.json").is_file()
     detail = f"Saved in {resolved.path}" if saved else f"Built on first use into {models_dir}"
@@ -316,7 +320,7 @@ def _local_models(models_dir: Path) -> list[Path]:
 
 
 def _pipeline_class(family: Family) -> type[DiffusionPipeline]:
-    return StableDiffusionPipeline if family == "sd15" else StableDiffusionXLPipeline
+    return getattr(diffusers, family_spec(family).pipeline)
 
 
 def _load_kwargs(family: Family, device: DeviceChoice) -> dict[str, Any]:
@@ -355,7 +359,7 @@ def load_pipeline(
         tiny_family, seed = resolved.tiny
         if tiny_family != family:
             raise InvalidInput(f"{ref} is a {tiny_family} model, but {family} was asked for.")
-        return _load_folder(ensure_tiny_model(family, models_dir, seed), family, device)
+        return _load_folder(ensure_twin(family, models_dir, seed), family, device)
     if resolved.kind == "hub":
         return _load_hub(resolved.ref, family, device)
     assert resolved.path is not None
@@ -391,6 +395,10 @@ def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> Diffusio
 def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
     if path.suffix.lower() != ".safetensors":
         raise InvalidInput(f"{path.name}: single-file models must be .safetensors files.")
+    if family_spec(family).denoiser == "transformer":
+        raise InvalidInput(f"{path.name}: single-file {family_spec(family).label} checkpoints "
+                           "are not supported yet; use the diffusers folder or hub id "
+                           f"(for example {family_spec(family).references[0].hub_id}).")
     found = single_file_family(path)
     if found != family:
         raise InvalidInput(f"{path.name} is a {found} checkpoint, but {family} was asked for.")

@@ -1,4 +1,5 @@
-"""The built-in tiny models: SD 1.x and SDXL architectures at ~1 M parameters.
+"""The built-in tiny models: SD 1.x and SDXL architectures at ~1 M parameters, and the
+flow families' twins (declared in `families/`, under 1 M parameters each).
 
 Random weights built from config in code (no download), deterministic by seed, saved
 once and loaded back through the same `from_pretrained` path as any local folder. They
@@ -11,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +26,22 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from style_studio.base.family import Family, check_family
+from style_studio.base.family import FLOW_FAMILIES, Family, check_family
 from style_studio.base.files import atomic_write_json
 
-from .tokenizer_assets import build_clip_tokenizer
+from .tokenizer_assets import build_clip_tokenizer, tiny_clip_text_config
 
-TINY_IDS: dict[Family, str] = {"sd15": "tiny-sd15", "sdxl": "tiny-sdxl"}
+TINY_IDS: dict[Family, str] = {"sd15": "tiny-sd15", "sdxl": "tiny-sdxl", "flux1": "tiny-flux1",
+                               "flux2_klein": "tiny-flux2-klein", "zimage": "tiny-zimage"}
 TINY_LABEL = "Tiny random model (random weights, for trying the workflow)"
 TINY_MARKER = "STYLE_STUDIO_MODEL.json"
 TINY_NOTE = "random weights, for trying the workflow; not a real model"
 # "tiny-sd15" is seed 0; other seeds live beside it as "tiny-sd15-seed<N>".
-_TINY_RE = re.compile(r"^tiny-(sd15|sdxl)(?:-seed(\d+))?$")
+_TINY_RE = re.compile(r"^(tiny-[a-z0-9-]+?)(?:-seed(\d+))?$")
 
 
-
-
-def _clip_text_config(vocab_size: int, projection_dim: int = 32) -> CLIPTextConfig:
-    # bos/eos ids must match tokenizer_assets (bos=0, eos=1): pooling looks for eos.
-    return CLIPTextConfig(
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-        hidden_size=32,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=5,
-        max_position_embeddings=77,
-        vocab_size=vocab_size,
-        projection_dim=projection_dim,
-    )
 
 
 def _tiny_unet(family: Family) -> UNet2DConditionModel:
@@ -134,7 +121,7 @@ def _seeded_components(family: Family, seed: int) -> dict[str, Any]:
     vae = _tiny_vae(family)
     tokenizer = build_clip_tokenizer()
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(_clip_text_config(len(tokenizer)))
+    text_encoder = CLIPTextModel(tiny_clip_text_config(len(tokenizer)))
     components: dict[str, Any] = {
         "unet": unet,
         "scheduler": _tiny_scheduler(family),
@@ -149,7 +136,7 @@ def _seeded_components(family: Family, seed: int) -> dict[str, Any]:
     else:
         torch.manual_seed(seed)
         components["text_encoder_2"] = CLIPTextModelWithProjection(
-            _clip_text_config(len(tokenizer), projection_dim=32)
+            tiny_clip_text_config(len(tokenizer), projection_dim=32)
         )
         components["tokenizer_2"] = build_clip_tokenizer()
     return components
@@ -157,6 +144,8 @@ def _seeded_components(family: Family, seed: int) -> dict[str, Any]:
 
 def build_tiny_pipeline(family: Family, seed: int = 0) -> DiffusionPipeline:
     """The tiny model as an in-memory pipeline (what `ensure_tiny_model` saves)."""
+    if family in FLOW_FAMILIES:
+        raise ValueError(f"The {family} twin is built by its family module (families/).")
     components = build_tiny_components(family, seed)
     if family == "sd15":
         pipe = StableDiffusionPipeline(**components, requires_safety_checker=False)
@@ -174,13 +163,12 @@ def tiny_id(family: Family, seed: int = 0) -> str:
 def parse_tiny_id(ref: str) -> tuple[Family, int] | None:
     """(family, seed) for a tiny ref such as "tiny-sdxl" or "tiny-sd15-seed3", else None."""
     match = _TINY_RE.match(ref.strip())
-    if not match:
-        return None
-    family: Family = "sd15" if match.group(1) == "sd15" else "sdxl"
-    return family, int(match.group(2) or 0)
+    family = next((f for f, name in TINY_IDS.items() if match and name == match.group(1)), None)
+    return (family, int(match.group(2) or 0)) if match and family else None
 
 
-def ensure_tiny_model(family: Family, models_dir: Path, seed: int = 0) -> Path:
+def ensure_tiny_model(family: Family, models_dir: Path, seed: int = 0,
+                      build: Callable[[Family, int], DiffusionPipeline] | None = None) -> Path:
     """Save the tiny model under `models_dir` once and return its folder.
 
     It is written into a hidden temp folder and renamed into place, so a crash or a
@@ -194,7 +182,9 @@ def ensure_tiny_model(family: Family, models_dir: Path, seed: int = 0) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
     try:
-        build_tiny_pipeline(family, seed).save_pretrained(tmp, safe_serialization=True)
+        with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
+            pipe = (build or build_tiny_pipeline)(family, seed)
+        pipe.save_pretrained(tmp, safe_serialization=True)
         marker = {"kind": "tiny-random", "family": family, "seed": seed, "note": TINY_NOTE}
         atomic_write_json(tmp / TINY_MARKER, marker)
         try:

@@ -9,7 +9,7 @@ their tokenizers always agree on ids.
 from __future__ import annotations
 
 from tokenizers import pre_tokenizers
-from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
+from transformers import CLIPTextConfig, CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
@@ -74,3 +74,20 @@ def build_qwen_tokenizer(model_max_length: int = T5_MAX_LENGTH) -> Qwen2Tokenize
                                model_max_length=model_max_length)
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     return tokenizer
+
+
+def tiny_clip_text_config(vocab_size: int, projection_dim: int = 32) -> CLIPTextConfig:
+    """The tiny models' CLIP text encoder (SD twins and FLUX.1's first encoder)."""
+    # bos/eos ids must match tokenizer_assets (bos=0, eos=1): pooling looks for eos.
+    return CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        max_position_embeddings=77,
+        vocab_size=vocab_size,
+        projection_dim=projection_dim,
+    )

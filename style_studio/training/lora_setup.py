@@ -16,7 +16,8 @@ from style_studio.models.devices import DeviceChoice
 
 from .config import TARGETS, TEXT_ENCODER_TARGETS, TrainConfig
 
-Models = dict[str, torch.nn.Module]  # "unet", "text_encoder", "text_encoder_2"
+Models = dict[str, torch.nn.Module]  # "unet" | "transformer", "text_encoder", "text_encoder_2"
+DENOISERS = ("unet", "transformer")
 
 
 def precision(config: TrainConfig, device: DeviceChoice) -> str:
@@ -33,30 +34,33 @@ def _lora(config: TrainConfig, targets: tuple[str, ...]) -> LoraConfig:
                       target_modules=list(targets))
 
 
-def add_adapters(unet: torch.nn.Module, encoders: list[torch.nn.Module],
-                 frozen: list[torch.nn.Module], config: TrainConfig
+def add_adapters(model: torch.nn.Module, encoders: list[torch.nn.Module],
+                 frozen: list[torch.nn.Module], config: TrainConfig,
+                 denoiser: str = "unet", targets: tuple[str, ...] | None = None
                  ) -> tuple[dict[str, LoraConfig], Models]:
-    """Freeze everything, add LoRA to the UNet (and the text encoders if asked)."""
-    for module in [unet, *encoders, *frozen]:
+    """Freeze everything, add LoRA to the denoiser (and the text encoders if asked).
+    `denoiser` names it in the files ("unet", or "transformer" for the flow families,
+    whose LoRA targets come from their family instead of the UNet presets)."""
+    for module in [model, *encoders, *frozen]:
         module.requires_grad_(False)
     torch.manual_seed(config.seed)  # LoRA's gaussian init draws from the global RNG
-    configs = {"unet": _lora(config, TARGETS[config.targets])}
-    unet.add_adapter(configs["unet"])
-    models: Models = {"unet": unet}
+    configs = {denoiser: _lora(config, targets or TARGETS[config.targets])}
+    model.add_adapter(configs[denoiser])
+    models: Models = {denoiser: model}
     if config.train_text_encoder:
         names = ["text_encoder", "text_encoder_2"][:len(encoders)]
         for name, encoder in zip(names, encoders, strict=True):
             configs[name] = _lora(config, TEXT_ENCODER_TARGETS)
             encoder.add_adapter(configs[name])
             models[name] = encoder
-    for model in models.values():  # trainable LoRA weights in fp32; the base stays low
-        for param in model.parameters():
+    for adapted in models.values():  # trainable LoRA weights in fp32; the base stays low
+        for param in adapted.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
     if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing()
         for name, encoder in models.items():
-            if name != "unet":
+            if name not in DENOISERS:
                 encoder.gradient_checkpointing_enable()
     return configs, models
 
@@ -64,7 +68,7 @@ def add_adapters(unet: torch.nn.Module, encoders: list[torch.nn.Module],
 def make_optimizer(models: Models, config: TrainConfig, total_steps: int):
     """(optimizer, LR scheduler, trainable params); text encoders get their own LR."""
     groups = [{"params": [p for p in model.parameters() if p.requires_grad],
-               "lr": config.learning_rate if name == "unet" else config.text_encoder_lr}
+               "lr": config.learning_rate if name in DENOISERS else config.text_encoder_lr}
               for name, model in models.items()]
     params = [p for group in groups for p in group["params"]]
     if config.optimizer == "adamw":

@@ -21,15 +21,19 @@ from style_studio.base.files import atomic_write_text, sha256_bytes
 from style_studio.base.licences import LICENCES
 from style_studio.base.run_redaction import erased_notice
 from style_studio.consent.gate import TrainingPlan
+from style_studio.models.families.tool_keys import architecture
 
 from .config import TrainConfig
 from .data import training_caption
 
 MANIFEST_FORMAT = "style-studio-manifest/1"
+PREDICTION = {"sd15": "epsilon", "sdxl": "epsilon", "flux1": "flow", "flux2_klein": "flow",
+              "zimage": "flow"}
 LIBRARIES = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors",
              "huggingface-hub", "pillow", "numpy")
 ARCHITECTURE = {"sd15": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
-KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0"}
+KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux1": "flux1",
+                      "flux2_klein": "flux2", "zimage": "zimage"}
 # Hugging Face licence ids for the licences whose terms carry over to a derived model.
 HF_LICENCE = {"CC-BY-NC-SA-4.0": "cc-by-nc-sa-4.0", "CC-BY-NC-4.0": "cc-by-nc-4.0",
               "CC-BY-SA-4.0": "cc-by-sa-4.0"}
@@ -113,7 +117,8 @@ def lora_metadata(manifest: dict[str, Any], manifest_sha256: str, fmt: str, *,
     title = f"{style['name']} (style LoRA)" + (f", step {step}" if step else "")
     meta: dict[str, Any] = {
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": ARCHITECTURE[family],
+        "modelspec.architecture": (ARCHITECTURE[family] if family in ARCHITECTURE
+                                   else architecture(family, base["ref"])),
         "modelspec.implementation": ("https://github.com/huggingface/diffusers"
                                      if fmt == "diffusers" else "sgm"),
         "modelspec.title": title,
@@ -125,7 +130,7 @@ def lora_metadata(manifest: dict[str, Any], manifest_sha256: str, fmt: str, *,
         "modelspec.license": licence_summary(manifest),
         "modelspec.trigger_phrase": style["trigger"],
         "modelspec.resolution": f"{resolution}x{resolution}",
-        "modelspec.prediction_type": "epsilon",
+        "modelspec.prediction_type": PREDICTION[family],
         "modelspec.usage_hint": f"Start prompts with '{style['trigger']}'." if style["trigger"]
         else "",
         "style_studio.run_id": manifest["run_id"],

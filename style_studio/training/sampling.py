@@ -39,7 +39,10 @@ def sample_name(step: int, index: int) -> str:
 
 class SampleWriter:
     def __init__(self, pipe: DiffusionPipeline, run_dir: Path, config: TrainConfig, family: str,
-                 device: torch.device, cancelled: Callable[[], bool]):
+                 device: torch.device, cancelled: Callable[[], bool],
+                 prompt_kwargs: list[dict] | None = None):
+        """`prompt_kwargs`: each prompt already encoded as pipeline arguments (the flow
+        families free their text encoders before training); None: pass the text."""
         self.pipe = pipe
         self.folder = Path(run_dir) / "samples"
         self.config = config
@@ -47,6 +50,7 @@ class SampleWriter:
         self.device = device
         self.cancelled = cancelled
         self.prompts = list(config.sample_prompts)
+        self.prompt_kwargs = prompt_kwargs
         self.run_dir = Path(run_dir)
         self.signature: StyleSignature | None = None
 
@@ -73,8 +77,10 @@ class SampleWriter:
                 break
             seed = self.config.seed_for(index)
             generator = torch.Generator(device=self.device).manual_seed(seed)
+            text = ({"prompt": prompt} if self.prompt_kwargs is None
+                    else self.prompt_kwargs[index])
             try:
-                image = self.pipe(prompt, num_inference_steps=self.config.sample_steps,
+                image = self.pipe(**text, num_inference_steps=self.config.sample_steps,
                                   guidance_scale=self.config.sample_guidance,
                                   generator=generator, height=self.size, width=self.size,
                                   callback_on_step_end=self._stop_if_cancelled).images[0]

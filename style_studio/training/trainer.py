@@ -1,7 +1,11 @@
-"""The LoRA training loop (diffusers + peft + accelerate) for SD 1.x and SDXL.
+"""The LoRA training loop (diffusers + peft + accelerate) for SD 1.x, SDXL and the
+flow-matching transformers (FLUX.1, FLUX.2 [klein], Z-Image).
 
 One `Trainer` trains one run in the worker thread: it loads the base model, adds LoRA
-adapters, encodes the gate's images once (cached), then steps. All randomness of a
+adapters, encodes the gate's images and captions once (cached on disk), then steps. The
+UNet families predict noise (or v) on a DDPM schedule; the flow families predict the
+velocity on a rectified-flow path through their family's adapter (`models/families/
+flow.py`), and their text encoders are freed once every caption is encoded. All randomness of a
 step (noise, timesteps, flips, caption dropout) comes from one
 seeded generator whose state is checkpointed with the optimizer and LR schedule, and
 the batch order is a function of (seed, epoch): a resumed run equals an uninterrupted
@@ -22,13 +26,16 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from diffusers import DDPMScheduler
+from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
 from style_studio.base.errors import JobCancelled, StudioError
 from style_studio.base.files import truncate_jsonl
 from style_studio.base.units import format_duration
 from style_studio.consent.gate import TrainItem
 from style_studio.models.devices import pick_device
+from style_studio.models.families import family_spec
+from style_studio.models.families.flow import loss_weights, noisy_and_target, sample_sigmas
+from style_studio.models.families.tool_keys import tool_state
 from style_studio.models.loading import load_pipeline
 from style_studio.models.objective import (
     denoising_target,
@@ -143,28 +150,45 @@ class Trainer:
         self._status("Loading the base model")
         self.pipe = load_pipeline(spec.base_ref, spec.family, spec.models_dir, self.device)
         self.pipe.set_progress_bar_config(disable=True)
-        self.unet = self.pipe.unet
-        self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
-        self.min_snr_gamma = effective_min_snr_gamma(self.noise_scheduler, cfg.min_snr_gamma)
-        if self.min_snr_gamma != cfg.min_snr_gamma:
+        self.family = family_spec(spec.family)
+        self.flow = self.family.flow
+        self.denoiser = getattr(self.pipe, self.family.denoiser)
+        if self.flow is not None:
+            if cfg.train_text_encoder:
+                raise StudioError(f"Training the text encoder is not offered for "
+                                  f"{self.family.label}: its encoders are frozen and cached. "
+                                  "Turn \"Train the text encoder\" off.")
+            self.noise_scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                self.pipe.scheduler.config)
+            self.min_snr_gamma = 0.0  # min-SNR is a DDPM weighting; flow uses its own
+        else:
+            self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+            self.min_snr_gamma = effective_min_snr_gamma(self.noise_scheduler,
+                                                         cfg.min_snr_gamma)
+        if self.flow is None and self.min_snr_gamma != cfg.min_snr_gamma:
             self.reporter.log("Min-SNR weighting is off for this run: the base model has a "
                               "zero-terminal-SNR schedule, where it would give the noisiest "
                               "steps (a picture's overall colour) no weight.")
         self.text = TextConditioner(self.pipe, spec.family)
-        self.configs, self.models = add_adapters(self.unet, self.text.encoders,
-                                                 [self.pipe.vae], cfg)
+        self.configs, self.models = add_adapters(
+            self.denoiser, self.text.encoders, [self.pipe.vae], cfg, self.family.denoiser,
+            self.family.default_targets if self.flow else None)
         self.examples = self._encode_dataset()
         self.empty_text = self._empty_text()
+        self.sample_text = self._sample_text()
+        if self.flow is not None:
+            self._free_text_encoders()
         self.order = BatchOrder([e.bucket for e in self.examples], cfg.batch_size, cfg.repeats,
                                 cfg.seed)
         self.total_steps = (cfg.epochs * self.order.steps_per_epoch if cfg.epochs > 0
                             else cfg.max_steps)
         optimizer, scheduler, self.params = make_optimizer(self.models, cfg, self.total_steps)
-        self.unet, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
-            self.unet, optimizer, scheduler)
+        self.denoiser, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
+            self.denoiser, optimizer, scheduler)
         self.generator = torch.Generator(device=self.dev).manual_seed(cfg.seed)
         self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
-                                    lambda: self.reporter.cancel_requested)
+                                    lambda: self.reporter.cancel_requested,
+                                    self.sample_text)
         self.samples.set_style([item.path for item in spec.items])
         if spec.resume:
             self._restore()
@@ -172,7 +196,8 @@ class Trainer:
     def _encode_dataset(self) -> list[TrainExample]:
         cfg, spec, vae = self.cfg, self.spec, self.pipe.vae
         vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
-        step = pixel_step(vae_scale, len(self.unet.config.block_out_channels))
+        step = (vae_scale * 2 if self.flow is not None  # 2x2 latent patches
+                else pixel_step(vae_scale, len(self.denoiser.config.block_out_channels)))
         data_spec = DatasetSpec(cfg.resolution_for(spec.family), step, spec.trigger, cfg.flip,
                                 cache_text=not cfg.train_text_encoder)
         vae_dtype = vae.dtype
@@ -188,6 +213,9 @@ class Trainer:
 
         @torch.no_grad()
         def encode_text(caption: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+            if self.flow is not None:
+                out = self.flow.encode(self.pipe, [caption], self.dev)[0]
+                return out["embeds"], out.get("pooled")
             out = self.text.encode([caption], self.dev)
             return out.embeds[0], None if out.pooled is None else out.pooled[0]
 
@@ -209,8 +237,37 @@ class Trainer:
 
     @torch.no_grad()
     def _empty_text(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.flow is not None:
+            out = self.flow.encode(self.pipe, [""], self.dev)[0]
+            return out["embeds"].float().cpu(), out.get("pooled")
         out = self.text.encode([""], self.dev)
         return out.embeds[0].float().cpu(), None if out.pooled is None else out.pooled[0].cpu()
+
+    @torch.no_grad()
+    def _sample_text(self) -> list[dict[str, Any]] | None:
+        """The sample prompts as pipeline arguments, encoded now: a flow family's text
+        encoders are freed before training (None: the UNet pipelines encode as they go)."""
+        if self.flow is None:
+            return None
+        negative = self._text_tensors(*self.empty_text)
+        dtype = self.denoiser.dtype
+        return [self.flow.pipeline_kwargs(self.flow.encode(self.pipe, [p], self.dev)[0],
+                                          negative, self.dev, dtype)
+                for p in self.cfg.sample_prompts]
+
+    @staticmethod
+    def _text_tensors(embeds: torch.Tensor, pooled: torch.Tensor | None) -> dict:
+        return {"embeds": embeds} if pooled is None else {"embeds": embeds, "pooled": pooled}
+
+    def _free_text_encoders(self) -> None:
+        """T5-XXL or Qwen3 would hold most of the memory; every caption is cached now."""
+        for name in ("text_encoder", "text_encoder_2"):
+            if getattr(self.pipe, name, None) is not None:
+                setattr(self.pipe, name, None)
+        self.text.encoders = []
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     # -- resume ---------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -245,6 +302,8 @@ class Trainer:
             if self.cfg.caption_dropout > 0 else [False] * n
         latents = torch.stack([e.latent_flipped if f and e.latent_flipped is not None
                                else e.latent for e, f in zip(examples, flips, strict=True)])
+        if self.flow is not None:
+            return self._flow_batch(latents.to(dev), examples, drops)
         latents = latents.to(dev) * self.pipe.vae.config.scaling_factor
         batch = {"latents": latents}
         if self.cfg.train_text_encoder:
@@ -263,6 +322,15 @@ class Trainer:
                 time_ids(e.original_size, e.crop_top_left, (e.bucket[1], e.bucket[0]))
                 for e in examples]).to(dev)
         return batch
+
+    def _flow_batch(self, raw: torch.Tensor, examples: list[TrainExample],
+                    drops: list[bool]) -> dict[str, Any]:
+        assert self.flow is not None
+        texts = [self._text_tensors(*self.empty_text) if d
+                 else self._text_tensors(e.embeds, e.pooled)
+                 for e, d in zip(examples, drops, strict=True)]
+        return {"latents": self.flow.latents(self.pipe, raw),
+                "text": self.flow.collate(texts, self.dev)}
 
     def _conditioning(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict | None]:
         if "captions" in batch:
@@ -284,6 +352,21 @@ class Trainer:
             return per_sample.mean()
         return (per_sample * min_snr_weights(self.noise_scheduler, timesteps, gamma)).mean()
 
+    def flow_loss(self, batch: dict[str, Any], noise: torch.Tensor) -> torch.Tensor:
+        """Rectified flow: the velocity from data to noise at a σ drawn like the family's
+        sampler walks it; MSE per sample with the recipe's weighting."""
+        assert self.flow is not None
+        latents = batch["latents"]
+        sigmas = sample_sigmas(latents.shape[0], self.flow.recipe,
+                               dict(self.noise_scheduler.config),
+                               self.flow.image_seq_len(latents), self.generator, self.dev)
+        noisy, target = noisy_and_target(latents, noise, sigmas)
+        with self.accelerator.autocast():
+            pred = self.flow.velocity(self.denoiser, noisy, sigmas, batch["text"])
+        per_sample = F.mse_loss(pred.float(), target.float(), reduction="none")
+        per_sample = per_sample.mean(dim=list(range(1, per_sample.ndim)))
+        return (per_sample * loss_weights(self.flow.recipe, sigmas)).mean()
+
     def train_step(self, step: int) -> float:
         """One optimizer step on the batch of 0-based `step`; returns the loss."""
         batch = self._batch(step)
@@ -292,14 +375,17 @@ class Trainer:
         if self.cfg.noise_offset > 0:
             noise = noise + self.cfg.noise_offset * torch.randn(
                 (*latents.shape[:2], 1, 1), generator=gen, device=dev)
-        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps,
-                                  (latents.shape[0],), generator=gen, device=dev)
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        target = denoising_target(self.noise_scheduler, latents, noise, timesteps)
-        with self.accelerator.autocast():
-            embeds, added = self._conditioning(batch)
-            pred = self.unet(noisy, timesteps, embeds, added_cond_kwargs=added).sample
-        loss = self.denoising_loss(pred, target, timesteps)
+        if self.flow is not None:
+            loss = self.flow_loss(batch, noise)
+        else:
+            timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps,
+                                      (latents.shape[0],), generator=gen, device=dev)
+            noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+            target = denoising_target(self.noise_scheduler, latents, noise, timesteps)
+            with self.accelerator.autocast():
+                embeds, added = self._conditioning(batch)
+                pred = self.denoiser(noisy, timesteps, embeds, added_cond_kwargs=added).sample
+            loss = self.denoising_loss(pred, target, timesteps)
         value = float(loss.detach())
         if value != value or value in (float("inf"), float("-inf")):
             self.optimizer.zero_grad(set_to_none=True)
@@ -349,7 +435,7 @@ class Trainer:
         self.session_t0 = session_t0 = time.monotonic()
         self.clock.tick(self.step, session_t0)
         train_time, session_steps = 0.0, 0
-        self.unet.train()
+        self.denoiser.train()
         try:
             while self.step < total:
                 if self.reporter.cancel_requested:
@@ -409,11 +495,11 @@ class Trainer:
     def _sample(self) -> None:
         if not self.samples.prompts:
             return
-        self.unet.eval()
+        self.denoiser.eval()
         try:
             self.samples.write(self.step, self.spec.run_id)
         finally:
-            self.unet.train()
+            self.denoiser.train()
 
     def _state(self) -> dict[str, torch.Tensor]:
         models = {k: self.accelerator.unwrap_model(m) for k, m in self.models.items()}
@@ -448,14 +534,13 @@ class Trainer:
 
     def _metadata(self, fmt: str, step: int | None) -> dict[str, Any]:
         """The run's provenance plus what only the loaded model knows: its objective."""
-        return {**self.spec.metadata(fmt, step),
-                "modelspec.prediction_type": self.noise_scheduler.config.prediction_type}
+        objective = ("flow" if self.flow is not None
+                     else self.noise_scheduler.config.prediction_type)
+        return {**self.spec.metadata(fmt, step), "modelspec.prediction_type": objective}
 
     def _export(self) -> None:
         state = self._state()
-        alphas = {name: float(config.lora_alpha) for name, config in self.configs.items()}
-        kohya = kohya_state(state, alphas, self.spec.family,
-                            int(self.accelerator.unwrap_model(self.unet).config.layers_per_block))
+        kohya = self._tool_state(state)
 
         def fill(folder: Path) -> None:
             write_diffusers(folder / DIFFUSERS_NAME, state, self.configs,
@@ -468,9 +553,19 @@ class Trainer:
             raise SaveFailed(f"Could not write the finished LoRA ({exc}). The checkpoints are "
                              "intact; free some disk space and press Resume.") from exc
 
+    def _tool_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The file other tools load: kohya names for the UNets, ComfyUI's for the rest."""
+        alphas = {name: float(config.lora_alpha) for name, config in self.configs.items()}
+        denoiser = self.accelerator.unwrap_model(self.denoiser)
+        if self.flow is not None:
+            return tool_state(self.spec.family, state, alphas["transformer"], self.cfg.rank,
+                              denoiser.config)
+        return kohya_state(state, alphas, self.spec.family,
+                           int(denoiser.config.layers_per_block))
+
     def release(self) -> None:
         """Drop every model and tensor so the device memory returns to the pool."""
-        for name in ("pipe", "unet", "optimizer", "lr_scheduler", "examples", "models",
+        for name in ("pipe", "denoiser", "optimizer", "lr_scheduler", "examples", "models",
                      "params", "text", "samples", "accelerator", "empty_text"):
             self.__dict__.pop(name, None)
         gc.collect()

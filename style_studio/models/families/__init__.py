@@ -9,7 +9,10 @@ behind these modules is docs/research/flow-families.md).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from style_studio.base.errors import InvalidInput
+from style_studio.models.tiny import ensure_tiny_model
 
 from .flux1 import FLUX1
 from .flux2_klein import FLUX2_KLEIN
@@ -20,7 +23,7 @@ from .zimage import ZIMAGE
 FAMILIES: dict[str, FamilySpec] = {spec.key: spec for spec in
                                    (SD15, SDXL, FLUX1, FLUX2_KLEIN, ZIMAGE)}
 
-__all__ = ["FAMILIES", "FamilySpec", "ReferenceModel", "family_spec"]
+__all__ = ["FAMILIES", "FamilySpec", "ReferenceModel", "ensure_twin", "family_spec"]
 
 
 def family_spec(key: str) -> FamilySpec:
@@ -29,3 +32,10 @@ def family_spec(key: str) -> FamilySpec:
     except KeyError:
         known = ", ".join(FAMILIES)
         raise InvalidInput(f"Unknown base-model family '{key}'; known: {known}.") from None
+
+
+def ensure_twin(family: str, models_dir: Path, seed: int = 0) -> Path:
+    """The family's tiny twin saved under `models_dir` (built once, from config)."""
+    spec = family_spec(family)
+    return ensure_tiny_model(spec.key, models_dir, seed,  # type: ignore[arg-type]
+                             build=lambda _family, s: spec.build_tiny(s))

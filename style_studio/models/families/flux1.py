@@ -16,9 +16,13 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
-from style_studio.models.tiny import _clip_text_config
-from style_studio.models.tokenizer_assets import build_clip_tokenizer, build_t5_tokenizer
+from style_studio.models.tokenizer_assets import (
+    build_clip_tokenizer,
+    build_t5_tokenizer,
+    tiny_clip_text_config,
+)
 
+from .flow import Flux1Flow
 from .parts import ready, tiny_flow_vae
 from .spec import FamilySpec, ReferenceModel
 
@@ -36,7 +40,7 @@ def build_tiny_flux1(seed: int = 0, guidance: bool = True) -> DiffusionPipeline:
         guidance_embeds=guidance, axes_dims_rope=(4, 6, 6))
     clip_tokenizer, t5_tokenizer = build_clip_tokenizer(), build_t5_tokenizer()
     torch.manual_seed(seed + 1)
-    clip = CLIPTextModel(_clip_text_config(len(clip_tokenizer)))
+    clip = CLIPTextModel(tiny_clip_text_config(len(clip_tokenizer)))
     torch.manual_seed(seed + 2)
     t5 = T5EncoderModel(T5Config(
         vocab_size=len(t5_tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
@@ -58,8 +62,9 @@ FLUX1 = FamilySpec(
     default_targets=FLUX1_TARGETS,
     references=(
         ReferenceModel("black-forest-labs/FLUX.1-dev", "FLUX.1 [dev]",
-                       "FLUX.1 [dev] Non-Commercial License", False, 24.0),
+                       "FLUX.1 [dev] Non-Commercial License", False, 24.0, download="about 34 GB"),
         ReferenceModel("black-forest-labs/FLUX.1-schnell", "FLUX.1 [schnell]", "Apache-2.0",
-                       True, 24.0),
+                       True, 24.0, download="about 34 GB"),
     ),
-    build_tiny=build_tiny_flux1, trainable=False)
+    build_tiny=build_tiny_flux1, trainable=True, flow=Flux1Flow(),
+    sample_steps=28, sample_guidance=3.5)

@@ -20,6 +20,7 @@ from transformers import Qwen3ForCausalLM
 
 from style_studio.models.tokenizer_assets import build_qwen_tokenizer
 
+from .flow import Flux2KleinFlow
 from .parts import ready, tiny_qwen3_config
 from .spec import FamilySpec, ReferenceModel
 
@@ -53,8 +54,9 @@ FLUX2_KLEIN = FamilySpec(
     default_targets=KLEIN_TARGETS,
     references=(
         ReferenceModel("black-forest-labs/FLUX.2-klein-base-4B", "FLUX.2 [klein] 4B Base",
-                       "Apache-2.0", True, 16.0, verified=False),
+                       "Apache-2.0", True, 16.0, verified=False, download="about 16 GB"),
         ReferenceModel("black-forest-labs/FLUX.2-klein-4B", "FLUX.2 [klein] 4B", "Apache-2.0",
-                       True, 16.0, verified=False),
+                       True, 16.0, verified=False, download="about 16 GB"),
     ),
-    build_tiny=build_tiny_flux2_klein, trainable=False)
+    build_tiny=build_tiny_flux2_klein, trainable=True, flow=Flux2KleinFlow(),
+    sample_steps=4, sample_guidance=1.0)

@@ -8,6 +8,8 @@ from typing import Literal
 
 from diffusers import DiffusionPipeline
 
+from .flow import FlowAdapter
+
 Objective = Literal["epsilon", "v_prediction", "flow_matching"]
 
 
@@ -21,6 +23,7 @@ class ReferenceModel:
     commercial_use: bool   # False: the model card forbids commercial use of outputs/LoRAs
     train_vram_gb: float   # rough need for LoRA training in bf16 at native size, batch 1
     verified: bool = True  # False: licence or size taken from third-party pages
+    download: str = "size unknown"  # rough download in bf16 (transformer + text encoders)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class FamilySpec:
     references: tuple[ReferenceModel, ...]
     build_tiny: Callable[[int], DiffusionPipeline]
     trainable: bool               # the trainer supports it (the UI offers only these)
+    flow: FlowAdapter | None = None  # what the flow trainer needs (None for the UNets)
+    sample_steps: int = 20        # the pipeline's usual steps and guidance for samples
+    sample_guidance: float = 7.0
 
     def non_commercial(self) -> list[ReferenceModel]:
         return [ref for ref in self.references if not ref.commercial_use]
