@@ -107,11 +107,19 @@ def app_workspace(tmp_path: Path) -> Path:
     return tmp_path / "workspace"
 
 
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "rep_call", None)  # set by conftest's report hook
+    return bool(report and report.failed)
+
+
 @pytest.fixture
-def app_url(app_workspace: Path) -> Iterator[RunningApp]:
+def app_url(app_workspace: Path, request: pytest.FixtureRequest) -> Iterator[RunningApp]:
     app = start_app(app_workspace)
     yield app
     stop_app(app)
+    if _failed(request):  # keep the server's side of a failure (a flake is hard to rerun)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copyfile(app.log, ARTIFACTS / f"failed-{request.node.name[:80]}.log")
 
 
 @pytest.fixture(scope="session")
@@ -128,11 +136,13 @@ def chromium_browser():
 
 
 @pytest.fixture
-def page(chromium_browser):
+def page(chromium_browser, request: pytest.FixtureRequest):
     context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     tab.set_default_timeout(30_000)
     yield tab
+    if _failed(request):
+        screenshot(tab, f"failed-{request.node.name[:80]}")
     context.close()
 
 

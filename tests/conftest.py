@@ -53,3 +53,12 @@ def studio(tmp_path):
 @pytest.fixture
 def style(studio):
     return studio.styles.create("Ink washes", trigger="inkwash", family="sd15")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell a failure at
+    teardown (browser.py saves the page and the app's log then)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -212,3 +212,23 @@ def test_the_family_adapter_predicts_what_the_pipeline_steps_with(family):
     assert out.shape == mine.shape
     torch.testing.assert_close(out, mine, atol=1e-5, rtol=1e-4)
     assert float(mine.abs().mean()) > 0.1  # not a vacuous match of zeros
+
+
+def test_the_model_card_names_the_base_licence_and_says_non_commercial_plainly(trained):
+    from huggingface_hub import ModelCard
+
+    from style_studio.training.provenance import model_card
+
+    _, runs = trained
+    run = runs["flux1"][2]
+    manifest = json.loads((run.run_dir / "manifest.json").read_text())
+    card = (run.run_dir / "README.md").read_text()
+    assert "tiny test model" in card and "flux" in ModelCard(card).data.tags
+    manifest["base_model"]["ref"] = "black-forest-labs/FLUX.1-dev"
+    dev = ModelCard(model_card(manifest, "0" * 64, kohya_name="x.kohya.safetensors"))
+    assert dev.data.license == "other" and "non-commercial" in dev.data.license_name
+    assert "**Non-commercial:**" in dev.text and "may not be used commercially" in dev.text
+    manifest["base_model"]["ref"] = "black-forest-labs/FLUX.1-schnell"
+    schnell = ModelCard(model_card(manifest, "0" * 64, kohya_name="x.kohya.safetensors"))
+    assert "Apache-2.0" in schnell.text and "Non-commercial" not in schnell.text
+    assert schnell.data.license != "other" or schnell.data.license_name == "per-image-licences"

@@ -17,16 +17,24 @@ from typing import Any
 
 import yaml
 
-from style_studio.base.files import atomic_write_text, sha256_bytes
+from style_studio.base.family import TOY_ID
+from style_studio.base.files import atomic_write_text, sha256_bytes, slug
 from style_studio.base.licences import LICENCES
 from style_studio.base.run_redaction import erased_notice
 from style_studio.consent.gate import TrainingPlan
+from style_studio.models.families import reference_model
 from style_studio.models.families.tool_keys import architecture
+from style_studio.models.tiny import parse_tiny_id
 
 from .config import TrainConfig
 from .data import training_caption
 
 MANIFEST_FORMAT = "style-studio-manifest/1"
+FAMILY_TAGS = {"sd15": ["stable-diffusion"], "sdxl": ["stable-diffusion", "stable-diffusion-xl"],
+               "flux1": ["flux"], "flux2_klein": ["flux", "flux2"], "zimage": ["z-image"]}
+TOOL_FILE_USE = {"flux1": "kohya/sd-scripts names, for ComfyUI and Forge",
+                 "flux2_klein": "kohya/musubi-tuner names, for ComfyUI",
+                 "zimage": "ComfyUI's names (diffusion_model.*, with alpha), for ComfyUI"}
 PREDICTION = {"sd15": "epsilon", "sdxl": "epsilon", "flux1": "flow", "flux2_klein": "flow",
               "zimage": "flow"}
 LIBRARIES = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors",
@@ -161,18 +169,23 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
     """README.md with YAML front matter that `huggingface_hub.ModelCard` parses."""
     style, base = manifest["style"], manifest["base_model"]
     licence = hf_licence(manifest)
+    reference = reference_model(base["ref"])
     front: dict[str, Any] = {
         "base_model": base["ref"],
         "license": licence,
         "library_name": "diffusers",
-        "tags": ["text-to-image", "stable-diffusion", "lora", "diffusers", "style",
-                 "style-studio", "template:sd-lora"],
+        "tags": ["text-to-image", *FAMILY_TAGS.get(style["family"], []), "lora", "diffusers",
+                 "style", "style-studio", "template:sd-lora"],
         "instance_prompt": style["trigger"] or None,
         "widget": [{"text": prompt, "output": {"url": url}} for prompt, url in samples or []],
     }
     if licence == "other":
         front["license_name"] = "per-image-licences"
         front["license_link"] = "provenance.md"
+    if reference and not reference.commercial_use:  # the base's terms bind the LoRA too
+        front["license"] = "other"
+        front["license_name"] = slug(reference.licence)
+        front["license_link"] = f"https://huggingface.co/{reference.hub_id}"
     if manifest.get("erasures"):
         front["tags"].append("contains-erased-data")
     lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), "---",
@@ -184,10 +197,12 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
         lines += ["## ⚠ Contains erased data — retrain", "", erased_notice(manifest), ""]
     if style["trigger"]:
         lines += [f"Use the trigger word **{style['trigger']}** in your prompts.", ""]
+    lines += ["## Base model licence", "", base_licence_text(base["ref"]), ""]
+    tools = TOOL_FILE_USE.get(style["family"], "kohya format for A1111, ComfyUI and Forge")
     lines += ["## Files", "",
               "- `lora/pytorch_lora_weights.safetensors` — diffusers "
               "(`pipe.load_lora_weights(folder)`)",
-              f"- `lora/{kohya_name}` — kohya format for A1111, ComfyUI and Forge", "",
+              f"- `lora/{kohya_name}` — {tools}", "",
               "## Training data and consent", "",
               f"- Manifest sha256: `{manifest_sha256}` (manifest.json)",
               f"- Creators: {', '.join(manifest['creators']) or 'none recorded'}",
@@ -199,6 +214,24 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
         lines += [f"- Steps: {outcome.get('step')} of {outcome.get('total_steps')}",
                   f"- Energy: {outcome.get('energy_summary', 'not recorded')}"]
     return "\n".join(lines) + "\n"
+
+
+def base_licence_text(ref: str) -> str:
+    """What the base model's own licence means for this LoRA, in plain words."""
+    reference = reference_model(ref)
+    if reference is None:
+        if parse_tiny_id(ref) or ref == TOY_ID:
+            return (f"{ref} is a tiny test model built into Style Studio, not a real model: "
+                    "this LoRA is for trying the workflow only.")
+        return (f"The licence of {ref} applies to this LoRA and to images made with it; "
+                "check it before you share or sell either.")
+    text = f"{reference.label} ({reference.hub_id}) is licensed under {reference.licence}."
+    if not reference.commercial_use:
+        text += (" **Non-commercial:** that licence does not allow commercial use, so this "
+                 "LoRA and the images made with it may not be used commercially either.")
+    if not reference.verified:
+        text += " (Licence as stated by third-party pages; check the model's own card.)"
+    return text
 
 
 def provenance_report(manifest: dict[str, Any], manifest_sha256: str,

@@ -23,7 +23,8 @@ from .zimage import ZIMAGE
 FAMILIES: dict[str, FamilySpec] = {spec.key: spec for spec in
                                    (SD15, SDXL, FLUX1, FLUX2_KLEIN, ZIMAGE)}
 
-__all__ = ["FAMILIES", "FamilySpec", "ReferenceModel", "ensure_twin", "family_spec"]
+__all__ = ["FAMILIES", "FamilySpec", "ReferenceModel", "ensure_twin", "family_spec",
+           "reference_model"]
 
 
 def family_spec(key: str) -> FamilySpec:
@@ -39,3 +40,9 @@ def ensure_twin(family: str, models_dir: Path, seed: int = 0) -> Path:
     spec = family_spec(family)
     return ensure_tiny_model(spec.key, models_dir, seed,  # type: ignore[arg-type]
                              build=lambda _family, s: spec.build_tiny(s))
+
+
+def reference_model(hub_id: str) -> ReferenceModel | None:
+    """The known real model behind a hub id (its licence and needs), if it is one."""
+    return next((ref for spec in FAMILIES.values() for ref in spec.references
+                 if ref.hub_id == hub_id), None)
