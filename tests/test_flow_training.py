@@ -132,7 +132,7 @@ def test_text_encoders_are_freed_after_the_captions_are_cached(trained, monkeypa
     assert list((run.run_dir / "samples").glob("step-000001-0.png"))
 
 
-@pytest.mark.parametrize("family", ["flux1", "zimage"])
+@pytest.mark.parametrize("family", FLOW)
 def test_cancel_and_resume_equals_an_uninterrupted_flow_run(trained, family, monkeypatch):
     studio, runs = trained
     style, _, reference, _ = runs[family]
@@ -160,13 +160,14 @@ def test_cancel_and_resume_equals_an_uninterrupted_flow_run(trained, family, mon
     assert losses == pytest.approx([m["loss"] for m in studio.training.metrics(reference.id)])
 
 
-def test_the_text_embedding_cache_is_reused_and_erased_with_its_image(trained):
+@pytest.mark.parametrize("family", FLOW)
+def test_the_text_embedding_cache_is_reused_and_erased_with_its_image(trained, family):
     studio, runs = trained
-    style, ids, run, first = runs["flux2_klein"]
+    style, ids, run, first = runs[family]
     assert first.result["cache_hits"] == 0
     job = studio.jobs.wait(studio.training.start(
         style.id, flow_config(max_steps=1, checkpoint_every=0, sample_every=0),
-        base_model="tiny-flux2-klein").id, 300)
+        base_model=TINY_IDS[family]).id, 300)
     assert job.status == "done", job.error
     assert job.result["cache_misses"] == 0 and job.result["cache_hits"] == first.result[
         "cache_misses"]
@@ -174,8 +175,10 @@ def test_the_text_embedding_cache_is_reused_and_erased_with_its_image(trained):
     folder = studio.workspace.cache_dir(style.id) / image["sha256"]
     texts = list(folder.glob("text-*.safetensors"))
     assert len(texts) == 1
-    embeds = load_file(texts[0])["embeds"]
-    assert embeds.shape[-1] == 48  # klein: three stacked Qwen3 layers of 16
+    cached = load_file(texts[0])
+    width = {"flux1": 32, "flux2_klein": 48, "zimage": 16}[family]  # T5 32; 3 Qwen3 layers
+    assert cached["embeds"].shape[-1] == width                       # of 16; one of 16
+    assert ("pooled" in cached) == (family == "flux1")  # FLUX.1's CLIP vector
     studio.images.remove(ids[0], reason="test")
     assert not folder.exists()
     assert "contains erased data" in studio.training.get_run(run.id).flags
