@@ -235,3 +235,16 @@ def test_the_model_card_names_the_base_licence_and_says_non_commercial_plainly(t
     schnell = ModelCard(model_card(manifest, "0" * 64, kohya_name="x.kohya.safetensors"))
     assert "Apache-2.0" in schnell.text and "Non-commercial" not in schnell.text
     assert schnell.data.license != "other" or schnell.data.license_name == "per-image-licences"
+
+
+def test_a_text_encoder_lora_is_refused_before_anything_is_queued(trained):
+    from style_studio.base.errors import InvalidInput
+
+    studio, runs = trained
+    style = runs["zimage"][0]
+    before = len(studio.training.runs(style.id))
+    with pytest.raises(InvalidInput, match="Training the text encoder is not offered for "
+                                           "Z-Image"):
+        studio.training.start(style.id, flow_config(train_text_encoder=True),
+                              base_model="tiny-zimage")
+    assert len(studio.training.runs(style.id)) == before

@@ -23,7 +23,7 @@ from style_studio.base.errors import (
     ModelUnavailable,
     StudioError,
 )
-from style_studio.base.family import TOY_ID, native_side
+from style_studio.base.family import FLOW_FAMILIES, TOY_ID, native_side
 from style_studio.base.files import atomic_write_json, atomic_write_text, sha256_bytes, slug
 from style_studio.base.jobs import FINISHED, Job, JobContext, JobRunner
 from style_studio.base.limits import DemoLimits, LimitReached
@@ -204,6 +204,10 @@ class Training:
         style = self.styles.get(style_id)
         self._refuse_second_run(style_id)
         config = (config or TrainConfig.preset("balanced")).validate()
+        if config.train_text_encoder and style.family in FLOW_FAMILIES:
+            raise InvalidInput(f"Training the text encoder is not offered for "
+                               f"{style.family_label}: its text encoders stay frozen (their "
+                               "outputs are cached once). Turn that setting off.")
         ref = self._base_ref(style, base_model)
         self._demo_check(ref, config)
         source = describe_source(ref, style.family, self.workspace.models_dir)
