@@ -227,11 +227,14 @@ def test_the_model_card_names_the_base_licence_and_says_non_commercial_plainly(t
     manifest = json.loads((run.run_dir / "manifest.json").read_text())
     card = (run.run_dir / "README.md").read_text()
     assert "tiny test model" in card and "flux" in ModelCard(card).data.tags
-    manifest["base_model"]["ref"] = "black-forest-labs/FLUX.1-dev"
+    # A LoRA on a single file published with FLUX.1 [dev] is bound by its licence too.
+    manifest["base_model"].update(ref="/models/flux1-dev.safetensors",
+                                  reference="black-forest-labs/FLUX.1-dev")
     dev = ModelCard(model_card(manifest, "0" * 64, kohya_name="x.kohya.safetensors"))
     assert dev.data.license == "other" and "non-commercial" in dev.data.license_name
     assert "**Non-commercial:**" in dev.text and "may not be used commercially" in dev.text
-    manifest["base_model"]["ref"] = "black-forest-labs/FLUX.1-schnell"
+    manifest["base_model"].update(ref="black-forest-labs/FLUX.1-schnell",
+                                  reference="black-forest-labs/FLUX.1-schnell")
     schnell = ModelCard(model_card(manifest, "0" * 64, kohya_name="x.kohya.safetensors"))
     assert "Apache-2.0" in schnell.text and "Non-commercial" not in schnell.text
     assert schnell.data.license != "other" or schnell.data.license_name == "per-image-licences"

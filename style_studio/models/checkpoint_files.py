@@ -1,9 +1,12 @@
 """Weight files: what a `.safetensors` file holds (from its header), and pickles refused.
 
-Model sites publish base models as one file in the original Stable Diffusion layout. The
-header names every tensor and its shape, enough to tell SD 1.x from SDXL from a LoRA
-without reading gigabytes. Pickled formats (`.ckpt`, `.bin`, `.pt`) are refused, as single
-files and inside diffusers folders alike, because loading a pickle can run code.
+Model sites publish base models as one file in the original layout: Stable Diffusion's
+(`model.diffusion_model.*` and the VAE and text encoders), or Black Forest Labs' for FLUX.1
+(`double_blocks.*`, `single_blocks.*`: the transformer only, sometimes under ComfyUI's
+`model.diffusion_model.` prefix). The header names every tensor and its shape, enough to
+tell SD 1.x from SDXL from FLUX.1 [dev] or [schnell] from a LoRA without reading
+gigabytes. Pickled formats (`.ckpt`, `.bin`, `.pt`) are refused, as single files and inside
+diffusers folders alike, because loading a pickle can run code.
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ from style_studio.base.family import Family
 PICKLE_SUFFIXES = frozenset({".ckpt", ".bin", ".pt", ".pth"})
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack"})
 # single-file model types (diffusers' names) Style Studio can train on, per family
-SINGLE_FILE_TYPES: dict[str, Family] = {"v1": "sd15", "xl_base": "sdxl"}
+SINGLE_FILE_TYPES: dict[str, Family] = {"v1": "sd15", "xl_base": "sdxl",
+                                        "flux-dev": "flux1", "flux-schnell": "flux1"}
+# A FLUX.1 file holds the transformer only: the hub repo whose snapshot gives its configs,
+# text encoders and VAE (dev has a guidance embedding, schnell has none).
+SINGLE_FILE_BASE_REPOS: dict[str, str] = {
+    "flux-dev": "black-forest-labs/FLUX.1-dev",
+    "flux-schnell": "black-forest-labs/FLUX.1-schnell",
+}
+# Black Forest Labs' transformer names (FLUX.1 and FLUX.2 alike), bare or under ComfyUI's prefix
+BFL_KEYS = ("double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight")
+COMFY_PREFIX = "model.diffusion_model."
 # folder components Style Studio never loads (it passes None for them), so never checks
 UNLOADED_COMPONENTS = frozenset({"safety_checker", "feature_extractor"})
 CONVERT_MODULE = "style_studio.models.weight_conversion"
@@ -50,7 +63,8 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
 
 
 def single_file_model_type(path: Path) -> str:
-    """diffusers' name for the architecture in a checkpoint ("v1", "xl_base", ...)."""
+    """diffusers' name for the architecture in a checkpoint ("v1", "xl_base", "flux-dev",
+    "flux-schnell", ...)."""
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 
     header = read_safetensors_header(path)
@@ -60,10 +74,11 @@ def single_file_model_type(path: Path) -> str:
         for name, entry in header.items()
         if name != "__metadata__" and isinstance(entry, dict) and "shape" in entry
     }
-    if not any(name.startswith("model.diffusion_model.") for name in meta):
+    bfl = any(prefix + key in meta for key in BFL_KEYS for prefix in ("", COMFY_PREFIX))
+    if not bfl and not any(name.startswith(COMFY_PREFIX) for name in meta):
         raise InvalidInput(
-            f"{path.name} does not look like a Stable Diffusion checkpoint "
-            "(no model.diffusion_model.* weights; is it a LoRA?)."
+            f"{path.name} does not look like a Stable Diffusion or FLUX.1 checkpoint "
+            "(no model.diffusion_model.* or double_blocks.* weights; is it a LoRA?)."
         )
     return infer_diffusers_model_type(meta)
 
@@ -82,8 +97,9 @@ def single_file_family(path: Path) -> Family:
     model_type = single_file_model_type(path)
     if model_type not in SINGLE_FILE_TYPES:
         raise InvalidInput(
-            f"{path.name} looks like a '{model_type}' checkpoint; Style Studio trains "
-            "Stable Diffusion 1.x and SDXL base models only."
+            f"{path.name} looks like a '{model_type}' checkpoint; as single files Style "
+            "Studio trains Stable Diffusion 1.x, SDXL and FLUX.1 [dev] or [schnell] base "
+            "models only."
         )
     return SINGLE_FILE_TYPES[model_type]
 

@@ -1,9 +1,11 @@
 """Base models: where they come from, how to load them offline, and a tiny stand-in.
 
 A base model can be a tiny random model built in code (tests, offline demo), a local
-diffusers folder, a single `.safetensors` checkpoint or a Hugging Face hub id that is
-already in the local cache. Loading never touches the network: a missing model is a
-`ModelUnavailable` that names the command to fetch it, never a multi-minute retry loop.
+diffusers folder, a single `.safetensors` checkpoint (SD 1.x or SDXL whole, or a FLUX.1
+transformer whose other parts come from its hub repo's cached snapshot) or a Hugging Face
+hub id that is already in the local cache. Loading never touches the network: a missing
+model is a `ModelUnavailable` that names the command to fetch it, never a multi-minute
+retry loop.
 Weights are read from .safetensors only: a folder whose weights are pickles is listed as
 unavailable with the command that converts it, because unpickling can run code.
 """
@@ -19,14 +21,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import diffusers
-from diffusers import DiffusionPipeline
+import torch
+from accelerate import init_empty_weights
+from diffusers import DiffusionPipeline, FluxPipeline, FluxTransformer2DModel
 from huggingface_hub import try_to_load_from_cache
+from safetensors.torch import load_file
 
 from style_studio.base.errors import InvalidInput, ModelUnavailable
 from style_studio.base.family import FAMILIES, Family, check_family
 from style_studio.base.files import sha256_file
 from style_studio.models.checkpoint_files import (
     PICKLE_SUFFIXES,
+    SINGLE_FILE_BASE_REPOS,
     SINGLE_FILE_TYPES,
     WEIGHT_SUFFIXES,
     folder_pickle_message,
@@ -38,6 +44,7 @@ from style_studio.models.checkpoint_files import (
 from style_studio.models.devices import DeviceChoice, pick_device
 from style_studio.models.families import FAMILIES as FAMILY_SPECS
 from style_studio.models.families import ensure_twin, family_spec
+from style_studio.models.families.flux1_file import bfl_to_diffusers
 from style_studio.models.tiny import (
     TINY_IDS,
     TINY_LABEL,
@@ -61,6 +68,10 @@ KNOWN_HUB_MODELS: dict[str, tuple[Family, str, str]] = {
        for ref in spec.references},
 }
 _NO_TOKEN_LIMIT = 10_000
+# What a FLUX.1 transformer file needs from its repo's snapshot: every config, tokenizer
+# file and the text encoders' and VAE's weights, not the 24 GB transformer it replaces.
+_FLUX1_FILE_WEIGHTS = ("text_encoder", "text_encoder_2", "vae")
+_FLUX1_FILE_DOWNLOAD = "about 10 GB, mostly the T5 text encoder"
 
 
 # --------------------------------------------------------------------------- sources
@@ -274,12 +285,23 @@ def _describe_file(ref: str, path: Path, family: Family) -> BaseModelSource:
     if not path.is_file():
         return BaseModelSource(ref, family, "file", label, False, f"Not found: {path}")
     try:
+        model_type = single_file_model_type(path)
         found = single_file_family(path)
     except InvalidInput as exc:
         return BaseModelSource(ref, family, "file", label, False, str(exc))
     if found != family:
         detail = f"This is a {found} checkpoint, not {family}."
         return BaseModelSource(ref, found, "file", label, False, detail)
+    if model_type in SINGLE_FILE_BASE_REPOS:
+        repo = SINGLE_FILE_BASE_REPOS[model_type]
+        label = f"{path.name} ({KNOWN_HUB_MODELS[repo][1]} single file)"
+        snapshot = _hub_snapshot(repo)
+        if _base_parts_missing(snapshot):
+            return BaseModelSource(ref, found, "file", label, False,
+                                   _base_parts_message(path, repo))
+        detail = (f"Single-file transformer {path}, with the text encoders and VAE of "
+                  f"{repo} from the local Hugging Face cache.")
+        return BaseModelSource(ref, found, "file", label, True, detail)
     return BaseModelSource(ref, found, "file", label, True, f"Single-file checkpoint {path}")
 
 
@@ -395,13 +417,16 @@ def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> Diffusio
 def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
     if path.suffix.lower() != ".safetensors":
         raise InvalidInput(f"{path.name}: single-file models must be .safetensors files.")
-    if family_spec(family).denoiser == "transformer":
+    if family not in SINGLE_FILE_TYPES.values():
         raise InvalidInput(f"{path.name}: single-file {family_spec(family).label} checkpoints "
                            "are not supported yet; use the diffusers folder or hub id "
                            f"(for example {family_spec(family).references[0].hub_id}).")
+    model_type = single_file_model_type(path)
     found = single_file_family(path)
     if found != family:
         raise InvalidInput(f"{path.name} is a {found} checkpoint, but {family} was asked for.")
+    if model_type in SINGLE_FILE_BASE_REPOS:
+        return _load_transformer_file(path, SINGLE_FILE_BASE_REPOS[model_type], device)
     # diffusers needs the base repo's configs; without them in the cache it would go
     # online despite local_files_only, so we check first and pass the folder ourselves.
     config_repo = _config_repo_for(found)
@@ -423,6 +448,73 @@ def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> Diffu
 
 def _config_repo_for(family: Family) -> str:
     return next(repo for repo, known in KNOWN_HUB_MODELS.items() if known[0] == family)
+
+
+# -- FLUX.1's single file: the transformer only, the rest from the hub repo's snapshot -----
+
+
+def _base_parts_missing(snapshot: Path | None) -> list[str]:
+    """What a transformer-only file still needs from its repo's snapshot (empty: ready)."""
+    if snapshot is None:
+        return ["model_index.json"]
+    missing = [] if (snapshot / "transformer" / "config.json").is_file() else ["transformer"]
+    return missing + [part for part in _FLUX1_FILE_WEIGHTS
+                      if not any((snapshot / part).glob("*.safetensors"))]
+
+
+def base_parts_command(repo_id: str) -> str:
+    """The shell command that fetches a repo's configs, tokenizers, text encoders and VAE,
+    but not its transformer (the artist's single file replaces it)."""
+    weights = " ".join(f"--include '{part}/*.safetensors'" for part in _FLUX1_FILE_WEIGHTS)
+    return (f"hf download {repo_id} --include '*.json' --include '*.txt' "
+            f"--include '*.model' {weights}")
+
+
+def _base_parts_message(path: Path, repo_id: str) -> str:
+    return (f"{path.name} holds only the FLUX.1 transformer; its text encoders, VAE and "
+            f"configs come from {repo_id} in the local Hugging Face cache "
+            f"({_FLUX1_FILE_DOWNLOAD}; not the transformer again). Fetch them with: "
+            f"{base_parts_command(repo_id)}   (if the download is refused, accept the "
+            "model's licence on its Hugging Face page and log in with `hf auth login`.) "
+            f"Meanwhile the tiny model ({TINY_IDS['flux1']}) lets you try the workflow offline.")
+
+
+def _load_transformer_file(path: Path, repo_id: str, device: DeviceChoice) -> DiffusionPipeline:
+    """A FluxPipeline from a BFL-layout transformer file plus `repo_id`'s cached snapshot.
+
+    Checked before anything loads, so diffusers is never asked to look online; the file's
+    weights are renamed here (diffusers' own converter assumes the real model's width) and
+    loaded strictly, so a file that does not fit the repo's config is an error, not a
+    half-random transformer.
+    """
+    snapshot = _hub_snapshot(repo_id)
+    if snapshot is None or _base_parts_missing(snapshot):
+        raise ModelUnavailable(_base_parts_message(path, repo_id))
+    try:
+        transformer = _flux1_transformer(path, snapshot, device.dtype)
+        pipe = FluxPipeline.from_pretrained(snapshot, transformer=transformer,
+                                            use_safetensors=True,
+                                            **_load_kwargs("flux1", device))
+    except OSError as exc:  # a snapshot with files missing that the check above cannot see
+        raise ModelUnavailable(f"{_base_parts_message(path, repo_id)} ({exc})") from exc
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise InvalidInput(f"Could not load {path.name} as {KNOWN_HUB_MODELS[repo_id][1]}: "
+                           f"{exc}") from exc
+    return _finish(pipe, device)
+
+
+def _flux1_transformer(path: Path, snapshot: Path, dtype: torch.dtype) -> FluxTransformer2DModel:
+    config = FluxTransformer2DModel.load_config(snapshot, subfolder="transformer",
+                                                local_files_only=True)
+    state, unknown = bfl_to_diffusers(load_file(str(path)), config)
+    if unknown:
+        raise InvalidInput(f"{path.name} has weights FLUX.1 has no place for "
+                           f"({', '.join(unknown[:3])}); is it another model's file?")
+    with init_empty_weights():
+        transformer = FluxTransformer2DModel.from_config(config)
+    # strict: a missing or extra weight, or a wrong shape, raises (RuntimeError)
+    transformer.load_state_dict(state, strict=True, assign=True)
+    return transformer.to(dtype).eval()
 
 
 def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPipeline:
@@ -448,6 +540,20 @@ def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPi
 
 
 # --------------------------------------------------------------------------- identity
+
+
+def reference_repo(ref: str, models_dir: Path) -> str | None:
+    """The hub model whose licence binds `ref`: the hub id itself, or the repo a known
+    single file (e.g. flux1-dev.safetensors) was published in; None when unknown."""
+    resolved = _resolve(ref, models_dir)
+    if resolved.kind == "hub":
+        return resolved.ref
+    if resolved.kind == "file" and resolved.path and resolved.path.is_file():
+        try:
+            return SINGLE_FILE_BASE_REPOS.get(single_file_model_type(resolved.path))
+        except InvalidInput:
+            return None
+    return None
 
 
 def model_identity(ref: str, models_dir: Path) -> str:

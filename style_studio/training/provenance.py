@@ -126,7 +126,7 @@ def lora_metadata(manifest: dict[str, Any], manifest_sha256: str, fmt: str, *,
     meta: dict[str, Any] = {
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": (ARCHITECTURE[family] if family in ARCHITECTURE
-                                   else architecture(family, base["ref"])),
+                                   else architecture(family, base.get("reference"))),
         "modelspec.implementation": ("https://github.com/huggingface/diffusers"
                                      if fmt == "diffusers" else "sgm"),
         "modelspec.title": title,
@@ -169,7 +169,7 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
     """README.md with YAML front matter that `huggingface_hub.ModelCard` parses."""
     style, base = manifest["style"], manifest["base_model"]
     licence = hf_licence(manifest)
-    reference = reference_model(base["ref"])
+    reference = reference_model(base.get("reference") or "")
     front: dict[str, Any] = {
         "base_model": base["ref"],
         "license": licence,
@@ -197,7 +197,8 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
         lines += ["## ⚠ Contains erased data — retrain", "", erased_notice(manifest), ""]
     if style["trigger"]:
         lines += [f"Use the trigger word **{style['trigger']}** in your prompts.", ""]
-    lines += ["## Base model licence", "", base_licence_text(base["ref"]), ""]
+    lines += ["## Base model licence", "",
+              base_licence_text(base["ref"], base.get("reference")), ""]
     tools = TOOL_FILE_USE.get(style["family"], "kohya format for A1111, ComfyUI and Forge")
     lines += ["## Files", "",
               "- `lora/pytorch_lora_weights.safetensors` — diffusers "
@@ -216,9 +217,10 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
     return "\n".join(lines) + "\n"
 
 
-def base_licence_text(ref: str) -> str:
-    """What the base model's own licence means for this LoRA, in plain words."""
-    reference = reference_model(ref)
+def base_licence_text(ref: str, repo: str | None = None) -> str:
+    """What the base model's own licence means for this LoRA, in plain words (`repo`: the
+    hub model `ref` comes from, when known)."""
+    reference = reference_model(repo or ref)
     if reference is None:
         if parse_tiny_id(ref) or ref == TOY_ID:
             return (f"{ref} is a tiny test model built into Style Studio, not a real model: "

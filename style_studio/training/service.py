@@ -34,7 +34,7 @@ from style_studio.consent.gate import TrainingPlan
 from style_studio.consent.service import Consent
 from style_studio.images.style_signature import StyleSignature
 from style_studio.models.devices import pick_device
-from style_studio.models.loading import describe_source, model_identity
+from style_studio.models.loading import describe_source, model_identity, reference_repo
 
 from .checkpoints import CheckpointFolder
 from .config import TrainConfig
@@ -370,7 +370,8 @@ class Training:
         manifest = build_manifest(
             run_id=run.id, style=style, plan=plan, config=config,
             base={"ref": run.base_model, "identity": identity, "family": run.family,
-                  "label": label},
+                  "label": label,
+                  "reference": reference_repo(run.base_model, self.workspace.models_dir)},
             device=meter.label, energy_method=meter.read().method,
             created_at=run.created_at)
         atomic_write_json(run.run_dir / "config.json", config.to_dict())

@@ -62,9 +62,9 @@ FLUX1 = FamilySpec(
     default_targets=FLUX1_TARGETS,
     references=(
         ReferenceModel("black-forest-labs/FLUX.1-dev", "FLUX.1 [dev]",
-                       "FLUX.1 [dev] Non-Commercial License", False, 24.0, download="about 34 GB"),
+                       "FLUX.1 [dev] Non-Commercial License", False, 24.0, download="34 GB"),
         ReferenceModel("black-forest-labs/FLUX.1-schnell", "FLUX.1 [schnell]", "Apache-2.0",
-                       True, 24.0, download="about 34 GB"),
+                       True, 24.0, download="34 GB"),
     ),
     build_tiny=build_tiny_flux1, trainable=True, flow=Flux1Flow(),
     sample_steps=28, sample_guidance=3.5)

@@ -54,9 +54,9 @@ FLUX2_KLEIN = FamilySpec(
     default_targets=KLEIN_TARGETS,
     references=(
         ReferenceModel("black-forest-labs/FLUX.2-klein-base-4B", "FLUX.2 [klein] 4B Base",
-                       "Apache-2.0", True, 16.0, verified=False, download="about 16 GB"),
+                       "Apache-2.0", True, 16.0, verified=False, download="16 GB"),
         ReferenceModel("black-forest-labs/FLUX.2-klein-4B", "FLUX.2 [klein] 4B", "Apache-2.0",
-                       True, 16.0, verified=False, download="about 16 GB"),
+                       True, 16.0, verified=False, download="16 GB"),
     ),
     build_tiny=build_tiny_flux2_klein, trainable=True, flow=Flux2KleinFlow(),
     sample_steps=4, sample_guidance=1.0)

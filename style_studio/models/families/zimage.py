@@ -46,9 +46,9 @@ ZIMAGE = FamilySpec(
     text_encoders=("Qwen3Model",), caption_token_limit=512, default_targets=ZIMAGE_TARGETS,
     references=(
         ReferenceModel("Tongyi-MAI/Z-Image", "Z-Image", "Apache-2.0", True, 20.0,
-                       verified=False, download="about 21 GB"),
+                       verified=False, download="21 GB"),
         ReferenceModel("Tongyi-MAI/Z-Image-Turbo", "Z-Image Turbo", "Apache-2.0", True, 20.0,
-                       verified=False, download="about 21 GB"),
+                       verified=False, download="21 GB"),
     ),
     build_tiny=build_tiny_zimage, trainable=True, flow=ZImageFlow(),
     sample_steps=8, sample_guidance=0.0)
