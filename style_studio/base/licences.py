@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import InvalidInput
 
@@ -137,6 +138,13 @@ def data_mining_refusal(value: str | None) -> str | None:
     if not prohibits:
         return None
     return f"the file's metadata says {label} (IPTC plus:DataMining {code})"
+
+
+def metadata_refusal(source_meta: dict[str, Any] | None) -> str | None:
+    """Why the file's own metadata forbids training: IPTC DataMining first, then the C2PA
+    training-mining assertion (its reason was worded at import, in credentials/signals)."""
+    meta = source_meta or {}
+    return data_mining_refusal(meta.get("data_mining")) or meta.get("training_mining_refusal")
 
 
 _LICENCE_PATTERNS = (

@@ -14,9 +14,9 @@ from typing import Any
 from style_studio.base.erasure import ErasureReport
 from style_studio.base.errors import InvalidInput
 from style_studio.base.licences import (
-    data_mining_refusal,
     licence_from_text,
     licence_key,
+    metadata_refusal,
     relationship_key,
     status_key,
 )
@@ -138,7 +138,7 @@ def prefill(image: dict[str, Any]) -> ConsentRecord:
     if isinstance(creator, list):
         creator = ", ".join(str(c) for c in creator)
     rights = str(meta.get("copyright") or "").strip()
-    refusal = data_mining_refusal(meta.get("data_mining"))
+    refusal = metadata_refusal(meta)
     return ConsentRecord(
         creator=" ".join(str(creator).split()), licence=licence_from_text(rights),
         notes=f"Rights notice in the file: {rights}" if rights else "",

@@ -20,7 +20,7 @@ from style_studio.base.errors import InvalidInput, NotFound, StudioError
 from style_studio.base.files import sha256_file, slug
 from style_studio.base.licences import (
     OVERRIDES_METADATA_REFUSAL,
-    data_mining_refusal,
+    metadata_refusal,
 )
 from style_studio.base.store import Store, utc_now
 from style_studio.base.workspace import Workspace
@@ -73,7 +73,7 @@ class Consent:
 
     # -- reading ------------------------------------------------------------------------
     def _consent(self, image: dict[str, Any], doc: dict[str, Any] | None) -> ImageConsent:
-        refusal = data_mining_refusal((image.get("source_meta") or {}).get("data_mining"))
+        refusal = metadata_refusal(image.get("source_meta"))
         base = ImageConsent(image["id"], image["style_id"], image.get("filename", ""),
                             image.get("sha256", ""), prefill(image), False, refusal)
         if doc is None:

@@ -34,6 +34,8 @@ from PIL import (
 )
 
 from style_studio.base.errors import InvalidInput
+from style_studio.credentials.c2pa_io import PILLOW_MIME
+from style_studio.credentials.signals import read_training_signal
 
 from .jpeg_segments import JpegStructureError, strip_metadata
 from .meta import SourceMeta, read_source_meta
@@ -340,6 +342,8 @@ def prepare(path: Path, limits: IngestLimits) -> PreparedImage:
         source_format, source_size = im.format or "?", im.size
         exif = _exif(im, notes)
         meta = read_source_meta(im, exif)
+        if source_format in PILLOW_MIME:  # the formats that can carry Content Credentials
+            meta.add_training_signal(read_training_signal(path, PILLOW_MIME[source_format]))
         if _has_gps(im, exif):
             notes.append(GPS_REMOVED)  # every stored copy is written without metadata
         upright = exif.get(ORIENTATION_TAG, 1) in (None, 0, 1)

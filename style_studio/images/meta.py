@@ -1,7 +1,9 @@
 """Who made an image and what they allow, as written inside the file itself.
 
 Read from EXIF (Artist, Copyright), XMP (dc:creator, dc:rights, photoshop:Credit,
-plus:DataMining) and IPTC IIM (By-line, Credit, Copyright Notice). The stored copy has
+plus:DataMining), IPTC IIM (By-line, Credit, Copyright Notice) and Content Credentials
+(a C2PA `cawg.training-mining` / `c2pa.training-mining` assertion, read in
+credentials/signals.py and kept here as words). The stored copy has
 all metadata stripped (GPS!), so these few values are kept in the image record for the
 Consent tab, never the rest.
 """
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from PIL import Image, IptcImagePlugin
+
+from style_studio.credentials.signals import TrainingSignal
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ NS = {
     "photoshop": "http://ns.adobe.com/photoshop/1.0/",
     "plus": "http://ns.useplus.org/ldf/xmp/1.0/",
 }
+C2PA_FIELDS = ("training_mining", "training_mining_refusal")
 XMP_FIELDS = {
     "creator": ("dc", "creator"),
     "copyright": ("dc", "rights"),
@@ -46,14 +51,28 @@ class SourceMeta:
     copyright: str | None = None
     credit: str | None = None
     data_mining: str | None = None
+    training_mining: str | None = None  # the C2PA/CAWG entries, as found
+    training_mining_refusal: str | None = None  # why they forbid training, in words
 
     def to_doc(self) -> dict[str, str | None]:
-        return asdict(self)
+        """The record's `source_meta`; the C2PA fields only when the file had a signal."""
+        doc = asdict(self)
+        for key in C2PA_FIELDS:
+            if doc[key] is None:
+                del doc[key]
+        return doc
 
     @property
     def prohibits_mining(self) -> bool:
         """PLUS vocabulary: DMI-PROHIBITED* forbids AI/ML training of the image."""
         return "PROHIBITED" in (self.data_mining or "").upper()
+
+    def add_training_signal(self, signal: TrainingSignal | None) -> None:
+        """Keep what the file's Content Credentials say about AI training (if anything)."""
+        if signal is None:
+            return
+        self.training_mining = signal.summary()
+        self.training_mining_refusal = signal.reason() if signal.refused else None
 
     @property
     def constrains_mining(self) -> bool:

@@ -49,7 +49,14 @@ def quality_warnings(record: ImageRecord, family: str,
         warnings.append(f"looks soft or blurry (sharpness {record.sharpness:.0f}; sharp "
                         f"images score above {BLUR_THRESHOLD:.0f}) — fine if intended")
     meta = SourceMeta(**{k: record.source_meta.get(k) for k in
-                         ("creator", "copyright", "credit", "data_mining")})
+                         ("creator", "copyright", "credit", "data_mining",
+                          "training_mining", "training_mining_refusal")})
+    if meta.training_mining_refusal:
+        warnings.append("the file's Content Credentials say it may not be used for AI "
+                        f"training ({meta.training_mining})")
+    elif "constrained" in (meta.training_mining or ""):
+        warnings.append("the file's Content Credentials put constraints on AI training "
+                        f"({meta.training_mining}); read them before training")
     if meta.prohibits_mining:
         warnings.append("the file's own metadata says it may not be used for AI training "
                         f"(plus:DataMining = {meta.data_mining})")

@@ -9,23 +9,20 @@ base model, run, checkpoint and LoRA scale made it, and that it is AI-generated 
 from __future__ import annotations
 
 import io
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
-from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image, PngImagePlugin
 
 from style_studio.base.errors import InvalidInput
 from style_studio.base.files import atomic_write_bytes
+from style_studio.credentials.xmp import SOFTWARE, XMP_KEY, AiMediaXmp, xmp_attributes
+from style_studio.credentials.xmp import (  # re-exported: tests and callers name them here
+    TRAINED_ALGORITHMIC_MEDIA as TRAINED_ALGORITHMIC_MEDIA,
+)
 
-SOFTWARE = "Style Studio"
-XMP_KEY = "XML:com.adobe.xmp"
-TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
-_RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _FINAL = "final"
 
 
@@ -107,34 +104,16 @@ def _a1111_parameters(settings: OutputSettings) -> str:
             f"Size: {settings.width}x{settings.height}, Model: {settings.base_model}{lora}")
 
 
-def xmp_packet(settings: OutputSettings) -> str:
-    """An XMP packet marking the image as made by a trained model (IPTC 2023 terms)."""
-    system = settings.base_model + (
+def ai_system(settings: OutputSettings) -> str:
+    """IPTC "AI System Used": the base model, and the LoRA when one was applied."""
+    return settings.base_model + (
         f" + LoRA {settings.run_id} ({settings.checkpoint_label})" if settings.uses_lora else "")
-    attrs = {
-        "Iptc4xmpExt:DigitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-        "Iptc4xmpExt:AISystemUsed": system,
-        "Iptc4xmpExt:AIPromptInformation": settings.prompt,
-        "xmp:CreatorTool": SOFTWARE,
-        "xmp:CreateDate": settings.created_at,
-    }
-    attr_text = "".join(f"\n    {name}={quoteattr(value)}" for name, value in attrs.items())
-    return (
-        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
-        f' <rdf:RDF xmlns:rdf="{_RDF_NS}">\n'
-        '  <rdf:Description rdf:about=""\n'
-        f'    xmlns:Iptc4xmpExt="{IPTC_EXT_NS}"\n'
-        '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
-        f"{attr_text}>\n"
-        "   <dc:description xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><rdf:Alt>"
-        f'<rdf:li xml:lang="x-default">{escape(settings.prompt)}</rdf:li>'
-        "</rdf:Alt></dc:description>\n"
-        "  </rdf:Description>\n"
-        " </rdf:RDF>\n"
-        "</x:xmpmeta>\n"
-        '<?xpacket end="r"?>'
-    )
+
+
+def xmp_packet(settings: OutputSettings, data_mining: str | None = None) -> str:
+    """An XMP packet marking the image as made by a trained model (IPTC 2025.1 terms)."""
+    return AiMediaXmp(system=ai_system(settings), prompt=settings.prompt,
+                      created_at=settings.created_at, data_mining=data_mining).packet()
 
 
 def png_bytes(image: Image.Image, settings: OutputSettings,
@@ -210,16 +189,4 @@ def _parse_settings(chunks: dict[str, str]) -> OutputSettings:
 
 def read_xmp(path: Path) -> dict[str, str]:
     """The attributes of the XMP packet's rdf:Description, as {"prefix:Name": value}."""
-    packet = read_chunks(path).get(XMP_KEY)
-    if not packet:
-        return {}
-    root = ET.fromstring(packet.split("?>", 1)[1].rsplit("<?xpacket", 1)[0])
-    description = root.find(f".//{{{_RDF_NS}}}Description")
-    if description is None:
-        return {}
-    prefixes = {IPTC_EXT_NS: "Iptc4xmpExt", "http://ns.adobe.com/xap/1.0/": "xmp"}
-    result = {}
-    for name, value in description.attrib.items():
-        namespace, _, local = name[1:].partition("}") if name.startswith("{") else ("", "", name)
-        result[f"{prefixes.get(namespace, namespace)}:{local}" if namespace else local] = value
-    return result
+    return xmp_attributes(read_chunks(path).get(XMP_KEY))
