@@ -161,16 +161,28 @@ def test_cancel_and_resume_equals_an_uninterrupted_flow_run(trained, family, mon
 
 
 @pytest.mark.parametrize("family", FLOW)
-def test_the_text_embedding_cache_is_reused_and_erased_with_its_image(trained, family):
+def test_the_text_embedding_cache_is_reused_and_erased_with_its_image(trained, family,
+                                                                      monkeypatch):
     studio, runs = trained
     style, ids, run, first = runs[family]
     assert first.result["cache_hits"] == 0
+    loads = []
+
+    def spy(*args, **kwargs):
+        loads.append(kwargs.get("skip", ()))
+        return load_pipeline(*args, **kwargs)
+
+    monkeypatch.setattr("style_studio.training.trainer.load_pipeline", spy)
     job = studio.jobs.wait(studio.training.start(
         style.id, flow_config(max_steps=1, checkpoint_every=0, sample_every=0),
         base_model=TINY_IDS[family]).id, 300)
     assert job.status == "done", job.error
     assert job.result["cache_misses"] == 0 and job.result["cache_hits"] == first.result[
         "cache_misses"]
+    # Every text is cached, so the second run never loads the text encoders (T5-XXL and
+    # Qwen3 are most of a flow model's memory and load time).
+    assert loads == [("text_encoder", "text_encoder_2")[:len(family_spec(family)
+                                                              .text_encoders)]]
     image = studio.store.get("images", ids[0])
     folder = studio.workspace.cache_dir(style.id) / image["sha256"]
     texts = list(folder.glob("text-*.safetensors"))

@@ -345,8 +345,10 @@ def _pipeline_class(family: Family) -> type[DiffusionPipeline]:
     return getattr(diffusers, family_spec(family).pipeline)
 
 
-def _load_kwargs(family: Family, device: DeviceChoice) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"dtype": device.dtype, "local_files_only": True}
+def _load_kwargs(family: Family, device: DeviceChoice, skip: tuple[str, ...] = ()
+                 ) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"dtype": device.dtype, "local_files_only": True,
+                              **dict.fromkeys(skip)}
     if family == "sd15":
         # The artist generates from their own style model; the NSFW filter's 1.2 GB
         # weights would also blank random tiny-model outputs.
@@ -363,9 +365,12 @@ def _finish(pipe: DiffusionPipeline, device: DeviceChoice) -> DiffusionPipeline:
 
 
 def load_pipeline(
-    ref: str, family: Family, models_dir: Path, device: DeviceChoice | None = None
+    ref: str, family: Family, models_dir: Path, device: DeviceChoice | None = None,
+    skip: tuple[str, ...] = (),
 ) -> DiffusionPipeline:
-    """A ready StableDiffusion(XL)Pipeline for `ref`, loaded from local files only.
+    """A ready pipeline of `family` for `ref`, loaded from local files only. `skip` names
+    components left out (None): a trainer whose text embeddings are all cached never
+    loads T5-XXL or Qwen3.
 
     Raises InvalidInput for things the artist must fix (missing path, pickled checkpoint,
     wrong family) and ModelUnavailable for a hub model that is not downloaded yet.
@@ -376,14 +381,14 @@ def load_pipeline(
     if resolved.toy:
         if family != "sd15":
             raise InvalidInput(f"{ref} is an sd15 model, but {family} was asked for.")
-        return _load_folder(ensure_toy_model(models_dir), family, device)
+        return _load_folder(ensure_toy_model(models_dir), family, device, skip)
     if resolved.tiny:
         tiny_family, seed = resolved.tiny
         if tiny_family != family:
             raise InvalidInput(f"{ref} is a {tiny_family} model, but {family} was asked for.")
-        return _load_folder(ensure_twin(family, models_dir, seed), family, device)
+        return _load_folder(ensure_twin(family, models_dir, seed), family, device, skip)
     if resolved.kind == "hub":
-        return _load_hub(resolved.ref, family, device)
+        return _load_hub(resolved.ref, family, device, skip)
     assert resolved.path is not None
     path = resolved.path
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -391,11 +396,12 @@ def load_pipeline(
     if not path.exists():
         raise InvalidInput(f"Base model not found: {path} does not exist.")
     if resolved.kind == "file":
-        return _load_single_file(path, family, device)
-    return _load_folder(path, family, device)
+        return _load_single_file(path, family, device, skip)
+    return _load_folder(path, family, device, skip)
 
 
-def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
+def _load_folder(folder: Path, family: Family, device: DeviceChoice,
+                 skip: tuple[str, ...] = ()) -> DiffusionPipeline:
     if not (folder / "model_index.json").is_file():
         singles = sorted(p.name for p in folder.glob("*.safetensors"))
         hint = f" Did you mean the file {singles[0]}?" if singles else ""
@@ -408,13 +414,14 @@ def _load_folder(folder: Path, family: Family, device: DeviceChoice) -> Diffusio
         raise InvalidInput(f"{folder.name} is a {found} model, but {family} was asked for.")
     try:
         pipe = _pipeline_class(family).from_pretrained(
-            folder, use_safetensors=True, **_load_kwargs(family, device))
+            folder, use_safetensors=True, **_load_kwargs(family, device, skip))
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise InvalidInput(f"Could not load the model folder {folder}: {exc}") from exc
     return _finish(pipe, device)
 
 
-def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> DiffusionPipeline:
+def _load_single_file(path: Path, family: Family, device: DeviceChoice,
+                      skip: tuple[str, ...] = ()) -> DiffusionPipeline:
     if path.suffix.lower() != ".safetensors":
         raise InvalidInput(f"{path.name}: single-file models must be .safetensors files.")
     if family not in SINGLE_FILE_TYPES.values():
@@ -426,7 +433,8 @@ def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> Diffu
     if found != family:
         raise InvalidInput(f"{path.name} is a {found} checkpoint, but {family} was asked for.")
     if model_type in SINGLE_FILE_BASE_REPOS:
-        return _load_transformer_file(path, SINGLE_FILE_BASE_REPOS[model_type], device)
+        return _load_transformer_file(path, SINGLE_FILE_BASE_REPOS[model_type], device,
+                                      skip)
     # diffusers needs the base repo's configs; without them in the cache it would go
     # online despite local_files_only, so we check first and pass the folder ourselves.
     config_repo = _config_repo_for(found)
@@ -438,7 +446,7 @@ def _load_single_file(path: Path, family: Family, device: DeviceChoice) -> Diffu
             "--include '*.json' --include '*.txt'   Meanwhile the tiny model "
             f"({TINY_IDS[family]}) lets you try the workflow offline."
         )
-    kwargs = _load_kwargs(family, device)
+    kwargs = _load_kwargs(family, device, skip)
     try:
         pipe = _pipeline_class(family).from_single_file(str(path), config=str(snapshot), **kwargs)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -479,7 +487,8 @@ def _base_parts_message(path: Path, repo_id: str) -> str:
             f"Meanwhile the tiny model ({TINY_IDS['flux1']}) lets you try the workflow offline.")
 
 
-def _load_transformer_file(path: Path, repo_id: str, device: DeviceChoice) -> DiffusionPipeline:
+def _load_transformer_file(path: Path, repo_id: str, device: DeviceChoice,
+                           skip: tuple[str, ...] = ()) -> DiffusionPipeline:
     """A FluxPipeline from a BFL-layout transformer file plus `repo_id`'s cached snapshot.
 
     Checked before anything loads, so diffusers is never asked to look online; the file's
@@ -494,7 +503,7 @@ def _load_transformer_file(path: Path, repo_id: str, device: DeviceChoice) -> Di
         transformer = _flux1_transformer(path, snapshot, device.dtype)
         pipe = FluxPipeline.from_pretrained(snapshot, transformer=transformer,
                                             use_safetensors=True,
-                                            **_load_kwargs("flux1", device))
+                                            **_load_kwargs("flux1", device, skip))
     except OSError as exc:  # a snapshot with files missing that the check above cannot see
         raise ModelUnavailable(f"{_base_parts_message(path, repo_id)} ({exc})") from exc
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -517,7 +526,8 @@ def _flux1_transformer(path: Path, snapshot: Path, dtype: torch.dtype) -> FluxTr
     return transformer.to(dtype).eval()
 
 
-def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPipeline:
+def _load_hub(repo_id: str, family: Family, device: DeviceChoice,
+              skip: tuple[str, ...] = ()) -> DiffusionPipeline:
     missing = ModelUnavailable(
         f"{repo_id} is not downloaded on this machine. Fetch it with: "
         f"{hf_download_command(repo_id)}   Meanwhile the tiny model ({TINY_IDS[family]}) "
@@ -533,7 +543,7 @@ def _load_hub(repo_id: str, family: Family, device: DeviceChoice) -> DiffusionPi
         raise missing
     try:
         pipe = _pipeline_class(family).from_pretrained(
-            repo_id, use_safetensors=True, **_load_kwargs(family, device))
+            repo_id, use_safetensors=True, **_load_kwargs(family, device, skip))
     except (OSError, ValueError) as exc:
         raise missing from exc
     return _finish(pipe, device)

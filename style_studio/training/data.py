@@ -26,6 +26,7 @@ from style_studio.base.files import atomic_write_bytes
 from style_studio.consent.gate import TrainItem
 
 CACHE_VERSION = "2"
+PROMPTS = "prompts"  # cache/prompts/: the empty caption and sample prompts (no image's)
 MAX_ASPECT = 3.0
 
 ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
@@ -121,6 +122,12 @@ def _load(path: Path) -> dict[str, torch.Tensor] | None:
         return load_file(path) if path.is_file() else None
     except (OSError, ValueError, RuntimeError):
         return None  # a damaged cache file is recomputed, never trusted
+
+
+def cached_text_ok(path: Path) -> bool:
+    """A cached text embedding that can be read back (what `LatentCache.text` would use)."""
+    cached = _load(path)
+    return cached is not None and "embeds" in cached
 
 
 @dataclass

@@ -48,12 +48,15 @@ from .checkpoints import write_state as write_training_state
 from .conditioning import TextConditioner, time_ids
 from .config import TrainConfig
 from .data import (
+    PROMPTS,
     BatchOrder,
     DatasetSpec,
     LatentCache,
     TrainExample,
     build_examples,
+    cached_text_ok,
     pixel_step,
+    training_caption,
 )
 from .eta import StepClock, window_for
 from .export import (
@@ -147,11 +150,17 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=precision(cfg, self.device),
                                        cpu=self.device.device == "cpu")
         self.dev = self.accelerator.device
-        self._status("Loading the base model")
-        self.pipe = load_pipeline(spec.base_ref, spec.family, spec.models_dir, self.device)
-        self.pipe.set_progress_bar_config(disable=True)
         self.family = family_spec(spec.family)
         self.flow = self.family.flow
+        self.cache = LatentCache(spec.cache_root, spec.identity)
+        self.prompt_cache = LatentCache(spec.cache_root, spec.identity)  # not per image
+        encoders = ("text_encoder", "text_encoder_2")[:len(self.family.text_encoders)]
+        skip = encoders if self.flow is not None and self._all_text_cached() else ()
+        self._status("Loading the base model" + (" (every text embedding is cached: "
+                                                 "without its text encoders)" if skip else ""))
+        self.pipe = load_pipeline(spec.base_ref, spec.family, spec.models_dir, self.device,
+                                  skip=skip)
+        self.pipe.set_progress_bar_config(disable=True)
         self.denoiser = getattr(self.pipe, self.family.denoiser)
         if self.flow is not None:
             if cfg.train_text_encoder:
@@ -171,7 +180,8 @@ class Trainer:
                               "steps (a picture's overall colour) no weight.")
         self.text = TextConditioner(self.pipe, spec.family)
         self.configs, self.models = add_adapters(
-            self.denoiser, self.text.encoders, [self.pipe.vae], cfg, self.family.denoiser,
+            self.denoiser, [] if self.flow else self.text.encoders, [self.pipe.vae], cfg,
+            self.family.denoiser,
             self.family.default_targets if self.flow else None)
         self.examples = self._encode_dataset()
         self.empty_text = self._empty_text()
@@ -219,7 +229,6 @@ class Trainer:
             out = self.text.encode([caption], self.dev)
             return out.embeds[0], None if out.pooled is None else out.pooled[0]
 
-        self.cache = LatentCache(spec.cache_root, spec.identity)
         try:
             return build_examples(
                 spec.items, data_spec, self.cache, encode_image, encode_text,
@@ -235,11 +244,33 @@ class Trainer:
             raise JobCancelled(f"{self._why_stopped()} while preparing the images; nothing "
                                "was trained.")
 
+    def _all_text_cached(self) -> bool:
+        """Every caption, the empty caption and the sample prompts have readable cached
+        embeddings for this base model, so its text encoders need not be loaded at all."""
+        if self.cfg.train_text_encoder:
+            return False
+        needed = [self.cache.text_path(item.sha256,
+                                       training_caption(item.caption, self.spec.trigger))
+                  for item in self.spec.items]
+        needed += [self.prompt_cache.text_path(PROMPTS, p)
+                   for p in ["", *self.cfg.sample_prompts]]
+        return all(cached_text_ok(path) for path in needed)
+
+    def _prompt_text(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A prompt's cached flow text tensors (the empty caption, sample prompts)."""
+        assert self.flow is not None
+
+        def encode() -> tuple[torch.Tensor, torch.Tensor | None]:
+            out = self.flow.encode(self.pipe, [prompt], self.dev)[0]
+            return out["embeds"], out.get("pooled")
+
+        return self.prompt_cache.text(PROMPTS, prompt, encode)
+
     @torch.no_grad()
     def _empty_text(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.flow is not None:
-            out = self.flow.encode(self.pipe, [""], self.dev)[0]
-            return out["embeds"].float().cpu(), out.get("pooled")
+            embeds, pooled = self._prompt_text("")
+            return embeds.float().cpu(), pooled
         out = self.text.encode([""], self.dev)
         return out.embeds[0].float().cpu(), None if out.pooled is None else out.pooled[0].cpu()
 
@@ -251,7 +282,7 @@ class Trainer:
             return None
         negative = self._text_tensors(*self.empty_text)
         dtype = self.denoiser.dtype
-        return [self.flow.pipeline_kwargs(self.flow.encode(self.pipe, [p], self.dev)[0],
+        return [self.flow.pipeline_kwargs(self._text_tensors(*self._prompt_text(p)),
                                           negative, self.dev, dtype)
                 for p in self.cfg.sample_prompts]
 
