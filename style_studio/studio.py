@@ -34,6 +34,8 @@ from style_studio.demo import DemoStyle
 from style_studio.images.records import IngestReport
 from style_studio.images.review import FILTERS, GalleryItem
 from style_studio.images.service import Images
+from style_studio.models.families import FAMILIES, family_spec
+from style_studio.models.families.spec import SamplingDefaults
 from style_studio.models.loading import BaseModelSource, list_base_models
 from style_studio.models.tiny import TINY_IDS
 from style_studio.playground.output_metadata import read_settings
@@ -47,9 +49,10 @@ from style_studio.training.config import (
     PRESET_LABELS,
     TARGETS,
     TrainConfig,
+    family_training,
 )
 from style_studio.training.energy import EnergyReport
-from style_studio.training.records import Run
+from style_studio.training.records import FamilyTraining, Run
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Training
 
@@ -66,10 +69,12 @@ __all__ = [
     "RELATIONSHIPS",
     "STATUSES",
     "TARGETS",
+    "TRAINABLE_FAMILIES",
     "CaptionRow",
     "DemoLimits",
     "DeviceBusy",
     "EnergyReport",
+    "FamilyTraining",
     "GalleryItem",
     "GenerateRequest",
     "IngestReport",
@@ -80,6 +85,7 @@ __all__ = [
     "Run",
     "RunFile",
     "RunImage",
+    "SamplingDefaults",
     "SharedParts",
     "Studio",
     "StudioConfig",
@@ -88,12 +94,17 @@ __all__ = [
     "TrainConfig",
     "TrainingPlan",
     "describe_captioner",
+    "family_training",
     "files_stamp",
     "format_duration",
     "human_size",
     "licence_label",
     "read_settings",
 ]
+
+# The families a style may use: only those the trainer trains (key -> label).
+TRAINABLE_FAMILIES: dict[str, str] = {key: spec.label for key, spec in FAMILIES.items()
+                                      if spec.trainable}
 
 
 @dataclass
@@ -176,6 +187,14 @@ class Studio:
         if default and any(s.ref == default for s in self.base_models(style.family)):
             return default
         return TINY_IDS[style.family]  # type: ignore[index]
+
+    def base_model_terms(self, ref: str | None, family: str, short: bool = False) -> str:
+        """A real model's licence, commercial use, training memory and download in plain
+        words ("" for the tiny, toy and unknown models, whose labels say what they are)."""
+        reference = family_spec(family).reference(ref)
+        if reference is None:
+            return ""
+        return reference.short_terms() if short else reference.terms()
 
     def suggested_base_model(self, family: str) -> str | None:
         """The base a new style should start on: a real model of `family` on this machine

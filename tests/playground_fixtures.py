@@ -14,41 +14,57 @@ import hashlib
 import json
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
+from style_studio.base.errors import ModelUnavailable
 from style_studio.base.files import atomic_write_json
 from style_studio.base.store import utc_now
+from style_studio.models.families import family_spec
 from style_studio.models.loading import model_identity
 from style_studio.models.tiny import TINY_IDS, build_tiny_components
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 
 
-def save_random_lora(folder: Path, seed: int, strength: float = 0.5) -> Path:
-    """A rank-4 LoRA for the tiny SD 1.5 UNet with random, non-zero up and down weights."""
-    unet = build_tiny_components("sd15")["unet"]
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
-                                target_modules=LORA_TARGETS))
+def save_random_lora(folder: Path, seed: int, strength: float = 0.5,
+                     family: str = "sd15") -> Path:
+    """A rank-4 LoRA for a tiny model's denoiser (the SD 1.5 UNet, or a flow family's
+    transformer on its default targets) with random, non-zero up and down weights."""
+    spec = family_spec(family)
+    if spec.denoiser == "unet":
+        denoiser, targets = build_tiny_components(family)["unet"], LORA_TARGETS
+    else:
+        denoiser, targets = spec.build_tiny(0).transformer, list(spec.default_targets)
+    denoiser.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                    target_modules=targets))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, param in unet.named_parameters():
+        for name, param in denoiser.named_parameters():
             if "lora_" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * strength)
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    layers = get_peft_model_state_dict(denoiser)
     folder.mkdir(parents=True, exist_ok=True)
-    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers,
-                                              safe_serialization=True)
+    if spec.denoiser == "unet":
+        StableDiffusionPipeline.save_lora_weights(
+            folder, unet_lora_layers=convert_state_dict_to_diffusers(layers),
+            safe_serialization=True)
+    else:  # peft's own names, as the trainer writes them (klein's loader needs lora_A/B)
+        pipeline = getattr(diffusers, spec.pipeline)
+        pipeline.save_lora_weights(folder, transformer_lora_layers=layers,
+                                   safe_serialization=True)
     return folder / "pytorch_lora_weights.safetensors"
 
 
 def make_lora_run(studio, style_id: str, steps: tuple[int, ...] = (100, 200),
-                  final: bool = True, seed: int = 1, flags: list[str] | None = None) -> str:
+                  final: bool = True, seed: int = 1, flags: list[str] | None = None,
+                  family: str = "sd15", base: str | None = None) -> str:
     """A finished run of the style with step checkpoints and (optionally) a final LoRA."""
-    base = TINY_IDS["sd15"]
+    base = base or TINY_IDS[family]
     doc = studio.store.insert("runs", {"style_id": style_id, "status": "running"})
     run_id = doc["id"]
     run_dir = studio.workspace.run_dir(style_id, run_id)
@@ -57,16 +73,16 @@ def make_lora_run(studio, style_id: str, steps: tuple[int, ...] = (100, 200),
     atomic_write_json(run_dir / "config.json", {"preset": "fixture", "steps": max(steps)})
     for index, step in enumerate(steps):
         folder = run_dir / "checkpoints" / f"step-{step:06d}"
-        save_random_lora(folder, seed * 100 + index)
+        save_random_lora(folder, seed * 100 + index, family=family)
         # a complete checkpoint also holds its resume state; the playground never reads it
         atomic_write_json(folder / "training_state" / "state.json", {"step": step})
     if final:
-        save_random_lora(run_dir / "lora", seed * 100 + 99)
+        save_random_lora(run_dir / "lora", seed * 100 + 99, family=family)
     manifest_sha = hashlib.sha256((run_dir / "manifest.json").read_bytes()).hexdigest()
     studio.store.update("runs", run_id, **{
         "job_id": None, "status": "done" if final else "cancelled", "base_model": base,
-        "base_model_identity": model_identity(base, studio.workspace.models_dir),
-        "family": "sd15", "config": {"preset": "fixture"}, "image_hashes": [],
+        "base_model_identity": _identity(base, studio.workspace.models_dir),
+        "family": family, "config": {"preset": "fixture"}, "image_hashes": [],
         "image_count": 0, "flags": flags or [], "manifest_sha256": manifest_sha,
         "step": max(steps), "total_steps": max(steps), "created_at": utc_now(),
         "finished_at": utc_now(), "error": None,
@@ -74,6 +90,14 @@ def make_lora_run(studio, style_id: str, steps: tuple[int, ...] = (100, 200),
                    "method": "fixture"},
     })
     return run_id
+
+
+def _identity(base: str, models_dir: Path) -> str:
+    """A real model that is not on this machine has no identity yet (conventions tests)."""
+    try:
+        return model_identity(base, models_dir)
+    except ModelUnavailable:
+        return ""
 
 
 def manifest_sha256(studio, style_id: str, run_id: str) -> str:

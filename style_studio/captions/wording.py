@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import try_to_load_from_cache
-from transformers import CLIPTokenizer
+from transformers import AutoTokenizer
 
-from style_studio.models.families import ensure_twin
+from style_studio.models.families import ensure_twin, family_spec
+from style_studio.models.families.spec import TokenReader
 from style_studio.models.loading import KNOWN_HUB_MODELS
 from style_studio.models.tiny import parse_tiny_id, tiny_id
 from style_studio.models.toy import TOY_ID, ensure_toy_model
@@ -31,7 +32,7 @@ STOP_WORDS = frozenset(_STOP_TEXT.split())
 _WORD = re.compile(r"[\w][\w'-]*")
 _SANE_LIMIT = 10_000
 _MIN_VOCAB = 100
-_VOCABS = ("vocab.json", "tokenizer.json")
+_VOCABS = ("vocab.json", "tokenizer.json", "spiece.model")  # CLIP/Qwen, fast, T5
 
 
 # --------------------------------------------------------------------------- statistics
@@ -173,7 +174,11 @@ class TokenReport:
     """Token counts of captions with the base model's own tokenizer.
 
     `available` is False (with `reason`) when that tokenizer is not on this machine:
-    the count is then unknown rather than guessed.
+    the count is then unknown rather than guessed. `encoder` names the text encoder whose
+    limit cuts a caption short (CLIP for SD, T5 for FLUX.1, Qwen3 for FLUX.2 [klein] and
+    Z-Image). FLUX.1 also reads a caption with CLIP, but only its first `pooled_limit`
+    tokens, for one overall vector: a longer caption is not cut from training there, so
+    `pooled_counts` is information, never a warning.
     """
 
     base_model: str
@@ -182,6 +187,11 @@ class TokenReport:
     counts: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     per_character: bool = False  # the tiny and toy models: one token per letter
+    encoder: str = "CLIP"
+    chat_template: bool = False  # the pipeline wraps each caption in a chat template
+    pooled_encoder: str = ""
+    pooled_limit: int | None = None
+    pooled_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def unit_note(self) -> str:
@@ -197,12 +207,19 @@ class TokenReport:
             return {}
         return {k: n for k, n in self.counts.items() if n > self.limit}
 
+    @property
+    def past_pooled(self) -> dict[str, int]:
+        """Captions longer than the pooled encoder reads (image id -> its token count)."""
+        if self.pooled_limit is None:
+            return {}
+        return {k: n for k, n in self.pooled_counts.items() if n > self.pooled_limit}
 
-def _cached_snapshot(repo_id: str) -> Path | None:
+
+def _cached_snapshot(repo_id: str, subfolder: str = "tokenizer") -> Path | None:
     """The local snapshot holding `repo_id`'s tokenizer, found without the network."""
     for name in _VOCABS:
         try:
-            cached = try_to_load_from_cache(repo_id, f"tokenizer/{name}")
+            cached = try_to_load_from_cache(repo_id, f"{subfolder}/{name}")
         except ValueError:  # not a valid repo id
             return None
         if isinstance(cached, str):
@@ -212,28 +229,39 @@ def _cached_snapshot(repo_id: str) -> Path | None:
 
 def _per_character(tokenizer: Any) -> bool:
     """A tokenizer without merges (the tiny and toy models) gives a word one token per
-    letter; a real CLIP tokenizer reads a common word as one token or a few."""
+    letter; a real tokenizer reads a common word as one token or a few."""
     probe = "landscape"
     ids = tokenizer(probe, add_special_tokens=False, verbose=False)["input_ids"]
     return len(ids) >= len(probe)
 
 
+def count_tokens(tokenizer: Any, text: str, reader: TokenReader) -> int:
+    """Tokens of `text` as the pipeline feeds them to the encoder: special tokens
+    included and, for the Qwen3 families, inside the chat template the pipeline renders."""
+    if reader.chat_thinking is not None:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True,
+            enable_thinking=reader.chat_thinking)
+    return len(tokenizer(text, verbose=False)["input_ids"])
+
+
 class BaseTokenizers:
-    """Loads (once) just the tokenizer of a base model, never the whole pipeline."""
+    """Loads (once) just the tokenizers of a base model, never the whole pipeline."""
 
     def __init__(self, models_dir: Path):
         self.models_dir = Path(models_dir)
         self._lock = threading.Lock()
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
 
-    def get(self, ref: str, family: str = "sd15") -> Any:
-        """The CLIP tokenizer of `ref`; raises OSError/ValueError when it is not here."""
+    def get(self, ref: str, family: str = "sd15", subfolder: str = "tokenizer") -> Any:
+        """The tokenizer in `subfolder` of `ref`; raises OSError/ValueError when it is not
+        here."""
         with self._lock:
-            if ref not in self._cache:
-                self._cache[ref] = self._load(ref, family)
-            return self._cache[ref]
+            if (ref, subfolder) not in self._cache:
+                self._cache[(ref, subfolder)] = self._load(ref, family, subfolder)
+            return self._cache[(ref, subfolder)]
 
-    def _load(self, ref: str, family: str) -> Any:
+    def _load(self, ref: str, family: str, subfolder: str) -> Any:
         tiny = parse_tiny_id(ref)
         path = Path(ref).expanduser()
         if not path.exists() and (self.models_dir / ref).exists():
@@ -247,28 +275,38 @@ class BaseTokenizers:
         else:  # a hub id; a single-file checkpoint uses its family's hub tokenizer
             if path.is_file():
                 ref = next(r for r, known in KNOWN_HUB_MODELS.items() if known[0] == family)
-            folder = _cached_snapshot(ref)
+            folder = _cached_snapshot(ref, subfolder)
         # transformers 5 quietly builds an empty tokenizer when the files are missing:
         # check for them, and for a real vocabulary, rather than count with nothing.
-        if folder is None or not any((folder / "tokenizer" / n).is_file() for n in _VOCABS):
+        if folder is None or not any((folder / subfolder / n).is_file() for n in _VOCABS):
             raise OSError(f"no tokenizer files for {ref}")
-        tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+        tokenizer = AutoTokenizer.from_pretrained(folder, subfolder=subfolder)
         if len(tokenizer) < _MIN_VOCAB:
             raise ValueError(f"the tokenizer of {ref} has no vocabulary")
         return tokenizer
 
     def count(self, ref: str | None, family: str, texts: dict[str, str]) -> TokenReport:
-        """Token counts (bos/eos included, as the text encoder sees them) per caption."""
+        """Token counts per caption with the family's encoder that cuts captions short
+        (and, for FLUX.1, with the CLIP encoder that reads only their start)."""
         ref = ref or tiny_id(family)  # type: ignore[arg-type]
+        readers = family_spec(family).token_readers
+        main = next(r for r in readers if not r.pooled)
+        pooled = next((r for r in readers if r.pooled), None)
         try:
-            tokenizer = self.get(ref, family)
+            tokenizers = {r.subfolder: self.get(ref, family, r.subfolder) for r in readers}
         except (OSError, ValueError, StopIteration) as exc:
-            return TokenReport(ref, False, reason=(
-                f"The tokenizer of {ref} is not on this machine, so token counts are "
-                f"unavailable ({type(exc).__name__}). Download the base model to see them."))
-        limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
-        if not 0 < limit < _SANE_LIMIT:
-            return TokenReport(ref, False, reason=f"The tokenizer of {ref} states no limit.")
-        counts = {k: len(tokenizer(v, verbose=False)["input_ids"])
-                  for k, v in texts.items() if v.strip()}
-        return TokenReport(ref, True, limit, counts, per_character=_per_character(tokenizer))
+            return TokenReport(ref, False, encoder=main.encoder, reason=(
+                f"The {main.encoder} tokenizer of {ref} is not on this machine, so token "
+                f"counts are unavailable ({type(exc).__name__}). Download the base model "
+                "to see them."))
+        texts = {k: v for k, v in texts.items() if v.strip()}
+        tokenizer = tokenizers[main.subfolder]
+        report = TokenReport(ref, True, main.limit,
+                             {k: count_tokens(tokenizer, v, main) for k, v in texts.items()},
+                             per_character=_per_character(tokenizer), encoder=main.encoder,
+                             chat_template=main.chat_thinking is not None)
+        if pooled is not None:
+            report.pooled_encoder, report.pooled_limit = pooled.encoder, pooled.limit
+            report.pooled_counts = {k: count_tokens(tokenizers[pooled.subfolder], v, pooled)
+                                    for k, v in texts.items()}
+        return report

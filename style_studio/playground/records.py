@@ -12,7 +12,8 @@ from .output_metadata import OutputSettings
 @dataclass
 class GenerateRequest:
     """What the artist asks for. `checkpoint` None = the run's final LoRA; `seed` None =
-    a random seed, which is then recorded; `width`/`height` None = the model's native size."""
+    a random seed, which is then recorded; `width`/`height` None = the model's native size;
+    `steps`/`guidance` None = the base model's own (FLUX.1 [dev] 28 and 3.5, SD 20 and 7)."""
 
     style_id: str
     run_id: str | None = None
@@ -20,8 +21,8 @@ class GenerateRequest:
     prompt: str = ""
     negative_prompt: str = ""
     seed: int | None = None
-    steps: int = 20
-    guidance: float = 7.0
+    steps: int | None = None
+    guidance: float | None = None
     width: int | None = None
     height: int | None = None
     count: int = 1

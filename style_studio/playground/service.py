@@ -4,6 +4,10 @@ Every generation is a job on the one device worker, so a request made while trai
 runs waits for it instead of fighting it for memory. The base pipeline is cached per base
 model (`PipelineCache`); a LoRA checkpoint is an adapter switched in by name. Each image
 is a PNG under the style's `outputs/` whose text chunks say how to make it again.
+
+Each family's pipeline has its own conventions (FLUX.1's distilled guidance, no negative
+prompt for FLUX.1 and FLUX.2 [klein], Z-Image's guidance above 0 meaning CFG); the
+family says which (`SamplingDefaults`), so this module never branches on family names.
 """
 
 from __future__ import annotations
@@ -19,16 +23,15 @@ from PIL import Image
 
 from style_studio.base.erasure import ERASED_FLAG
 from style_studio.base.errors import InvalidInput, NotFound
-from style_studio.base.family import native_side
 from style_studio.base.jobs import Job, JobContext, JobRunner
 from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
 from style_studio.images.style_signature import StyleComparison, compare_ab
-from style_studio.models.tiny import parse_tiny_id
 from style_studio.training.records import Run
 from style_studio.training.service import Training
 
+from .conventions import SamplingDefaults, conventions_for, native_size, prompt_arguments
 from .grids import GridLayout, compose_grid
 from .output_metadata import OutputSettings, read_settings, save_output
 from .pipeline_cache import LoraSource, PipelineCache
@@ -66,16 +69,22 @@ class _Plan:
     checkpoint: RunCheckpoint | None
     width: int
     height: int
+    conventions: SamplingDefaults
 
     @property
     def seed(self) -> int:
         assert self.request.seed is not None  # _checked always chooses one
         return self.request.seed
 
+    @property
+    def steps(self) -> int:
+        assert self.request.steps is not None  # _plan fills in the model's own
+        return self.request.steps
 
-def native_size(base_model: str, family: str) -> int:
-    """The side the base model was trained at; the tiny models are 64 px, the toy 256."""
-    return 64 if parse_tiny_id(base_model) else native_side(family, base_model)
+    @property
+    def guidance(self) -> float:
+        assert self.request.guidance is not None
+        return self.request.guidance
 
 
 def _checked(request: GenerateRequest) -> GenerateRequest:
@@ -85,7 +94,7 @@ def _checked(request: GenerateRequest) -> GenerateRequest:
     limits = (("steps", request.steps, 1, 150), ("guidance", request.guidance, 0, 30),
               ("count", request.count, 1, MAX_COUNT), ("LoRA scale", request.lora_scale, -2, 2))
     for name, value, low, high in limits:
-        if not low <= value <= high:
+        if value is not None and not low <= value <= high:
             raise InvalidInput(f"The {name} must be between {low} and {high} (got {value}).")
     for name in ("width", "height"):
         value = getattr(request, name)
@@ -118,14 +127,27 @@ class Playground:
 
     # ------------------------------------------------------------------ choices
     def default_request(self, style_id: str) -> GenerateRequest:
-        """A ready-to-run request: the style's trigger word first, native size."""
+        """A ready-to-run request: the style's trigger word first, native size, and the
+        steps and guidance the base model is meant to draw with."""
         style = self.styles.get(style_id)
         subject = f"{style.trigger}, {DEFAULT_SUBJECT}" if style.trigger else DEFAULT_SUBJECT
         run = self.preferred_run(style_id)
         base, family = (run.base_model, run.family) if run else self.style_base(style_id)
         side = native_size(base, family)
+        conventions = conventions_for(base, family)
         return GenerateRequest(style_id=style_id, run_id=run.run_id if run else None,
-                               prompt=subject, width=side, height=side)
+                               prompt=subject, width=side, height=side,
+                               steps=conventions.steps, guidance=conventions.guidance)
+
+    def conventions(self, style_id: str, run_id: str | None = None) -> SamplingDefaults:
+        """How the base model of `run_id` (or of the style, without a run) draws: its
+        steps and guidance, what guidance means there, and whether it reads a negative
+        prompt; the form shows these before anything is loaded."""
+        if run_id:
+            run = self._run(run_id)
+            return conventions_for(run.base_model, run.family)
+        base, family = self.style_base(style_id)
+        return conventions_for(base, family)
 
     def style_base(self, style_id: str) -> tuple[str, str]:
         """The base model used without a run: the style's, else the app's, else tiny."""
@@ -174,8 +196,12 @@ class Playground:
             base, family, identity = run.base_model, run.family, run.base_model_identity or None
             checkpoint = self._checkpoint(request.run_id, request.checkpoint)
         side = native_size(base, family)
+        conventions = conventions_for(base, family)
+        request = replace(  # unset steps and guidance: the base model's own
+            request, steps=conventions.steps if request.steps is None else request.steps,
+            guidance=conventions.guidance if request.guidance is None else request.guidance)
         plan = _Plan(request, base, family, identity, run, checkpoint,
-                     request.width or side, request.height or side)
+                     request.width or side, request.height or side, conventions)
         self._demo_check(plan)
         return plan
 
@@ -188,9 +214,9 @@ class Playground:
         if side > limits.max_generate_side:
             raise LimitReached(f"This demo draws at most {limits.max_generate_side} px a side "
                                f"({side} asked).")
-        if plan.request.steps > limits.max_generate_steps:
+        if plan.steps > limits.max_generate_steps:
             raise LimitReached(f"This demo draws with at most {limits.max_generate_steps} "
-                               f"steps ({plan.request.steps} asked).")
+                               f"steps ({plan.steps} asked).")
 
     def _checkpoint(self, run_id: str, step: int | None) -> RunCheckpoint:
         available = self.checkpoints(run_id)
@@ -323,17 +349,19 @@ class Playground:
             ctx.check_cancelled()
             return kwargs
 
+        # Always by keyword: FLUX.2 [klein]'s first positional argument is an image.
+        prompt_args, negative = prompt_arguments(plan.conventions, cell.prompt,
+                                                 req.negative_prompt, plan.guidance)
         image = active.pipe(
-            prompt=cell.prompt, negative_prompt=req.negative_prompt or None,
-            num_inference_steps=req.steps, guidance_scale=req.guidance,
+            **prompt_args, num_inference_steps=plan.steps, guidance_scale=plan.guidance,
             width=plan.width, height=plan.height,
             generator=torch.Generator(device="cpu").manual_seed(cell.seed),
             callback_on_step_end=on_step, output_type="pil",
         ).images[0]
         uses_lora = cell.checkpoint is not None
         settings = OutputSettings(
-            prompt=cell.prompt, negative_prompt=req.negative_prompt, seed=cell.seed,
-            steps=req.steps, guidance=req.guidance, width=plan.width, height=plan.height,
+            prompt=cell.prompt, negative_prompt=negative, seed=cell.seed,
+            steps=plan.steps, guidance=plan.guidance, width=plan.width, height=plan.height,
             base_model=plan.base_model, base_model_identity=active.base_identity,
             style_id=req.style_id, run_id=req.run_id if uses_lora else None,
             checkpoint=cell.checkpoint.step if cell.checkpoint else None,

@@ -12,6 +12,9 @@ from typing import Any
 
 from style_studio.base.errors import InvalidInput
 from style_studio.base.family import native_side
+from style_studio.models.families import family_spec
+
+from .records import FamilyTraining
 
 PRESET_LABELS: dict[str, str] = {
     "quick": "Quick draft",
@@ -211,6 +214,18 @@ _CHECKS = (
     _range("keep_checkpoints", "checkpoints kept", 1, 100),
     _prompts,
 )
+
+def family_training(family: str, base_model: str | None = None) -> FamilyTraining:
+    """What training offers for `family` (and `base_model`'s sampling convention); it
+    mirrors what the trainer does with a flow family: its own targets, frozen encoders,
+    no min-SNR."""
+    spec = family_spec(family)
+    unet = spec.flow is None
+    sampling = spec.sampling(base_model)
+    return FamilyTraining(spec.label, text_encoder=unet, target_presets=unet,
+                          default_targets=spec.default_targets, min_snr=unet,
+                          sample_steps=sampling.steps, sample_guidance=sampling.guidance)
+
 
 _PRESETS: dict[str, dict[str, Any]] = {
     # Quick draft: 1e-3, the top of what sd-scripts' LoRA guide recommends (1e-4..1e-3), so

@@ -10,6 +10,22 @@ from typing import Any
 RESUMABLE = ("cancelled", "interrupted", "failed")
 
 
+@dataclass(frozen=True)
+class FamilyTraining:
+    """What the Training tab may offer for a family and base model, so it never shows a
+    choice the trainer ignores or refuses: the flow transformers train on their family's
+    own LoRA targets, keep their text encoders frozen (their outputs are cached) and have
+    no min-SNR weighting; samples draw with the base model's own steps and guidance."""
+
+    family_label: str
+    text_encoder: bool        # "Train the text encoder" is offered
+    target_presets: bool      # the UNet presets (attention / ff / conv) apply
+    default_targets: tuple[str, ...]
+    min_snr: bool             # min-SNR weighting applies
+    sample_steps: int
+    sample_guidance: float
+
+
 @dataclass
 class Run:
     """A training run as the runs table holds it, plus its folder."""

@@ -81,18 +81,33 @@ class Overview:
         report = self.tokens
         if not report.available:
             return f"Token counts: {escape_md(report.reason)}"
-        text = (f"Token counts use the tokenizer of **{escape_md(report.base_model)}** "
-                f"(limit {report.limit} tokens, start and end included; words past it are "
-                "cut off in training).")
+        wrapped = (", and the chat template the pipeline wraps around each caption"
+                   if report.chat_template else "")
+        text = (f"Token counts use the {report.encoder} tokenizer of "
+                f"**{escape_md(report.base_model)}** (limit {report.limit} tokens, start and "
+                f"end included{wrapped}; words past it are cut off in training).")
         if report.unit_note:
             text += (f" Note: {report.unit_note} (and each punctuation mark); a real base "
                      "model counts whole words and word pieces, so the same caption is far "
                      "shorter there.")
+        text += pooled_note(report)
         if not report.over:
             return text + " Every caption fits."
         names = {r.image_id: r.filename for r in self.rows}
         lines = [f"- {escape_md(names.get(k, k))}: **{n}** tokens" for k, n in report.over.items()]
         return text + "\n\n**Past the limit:**\n" + "\n".join(lines)
+
+
+def pooled_note(report: TokenReport) -> str:
+    """FLUX.1's second reading of a caption: CLIP sees only its start, for the overall
+    vector. Nothing is lost from training past it, so it is a note, not a warning."""
+    if report.pooled_limit is None:
+        return ""
+    longer = len(report.past_pooled)
+    which = (f" {longer} caption(s) are longer than that: only their start shapes that "
+             "vector." if longer else "")
+    return (f" The {report.pooled_encoder} encoder also reads the first "
+            f"{report.pooled_limit} tokens, for one overall (pooled) vector.{which}")
 
 
 def load_overview(studio: Studio, style_id: str) -> Overview:

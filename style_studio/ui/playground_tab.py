@@ -14,7 +14,14 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.studio import GenerateRequest, Job, Output, Studio, read_settings
+from style_studio.studio import (
+    GenerateRequest,
+    Job,
+    Output,
+    SamplingDefaults,
+    Studio,
+    read_settings,
+)
 
 from . import training_views
 from .common import Tab, find_block, guard, need_style
@@ -77,6 +84,17 @@ def settings_markdown(output: Output) -> str:
     return f"**Settings of the selected image**\n\n| | |\n|---|---|\n{body}"
 
 
+def conventions_markdown(base: str, conventions: SamplingDefaults) -> str:
+    """What the form's defaults are and what guidance means for this base model, and
+    whether its negative prompt is read at all."""
+    negative = {"always": "",
+                "with_guidance": " The negative prompt is read only while guidance is above 0.",
+                "never": " It has no negative prompt, so that field is hidden."}
+    return (f"**{base}** draws with {conventions.steps} steps at guidance "
+            f"{conventions.guidance:g}; guidance here is {conventions.guidance_note}."
+            f"{negative[conventions.negative_prompt]}")
+
+
 def job_status(studio: Studio, job: Job | None) -> str:
     """One line about the newest generation, or about who holds the device."""
     if job is None or job.finished:
@@ -123,6 +141,7 @@ class PlaygroundTab(Tab):
         with gr.Row(equal_height=True):
             self.hint = gr.Markdown(elem_id="pg-hint")
             self.open_btn, self.training_tab_id = self._open_run_button()
+        self.conventions = gr.Markdown(elem_id="pg-conventions")
         prompt = gr.Textbox(label="Prompt", lines=2, elem_id="pg-prompt",
                             info="Start with the style's trigger word to call up the style.")
         negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
@@ -167,6 +186,7 @@ class PlaygroundTab(Tab):
                                       allow_preview=False, elem_id="pg-history")
         self.output_paths, self.history_paths = gr.State([]), gr.State([])
         self.seen_runs = gr.State([])
+        self.drawn_for = gr.State(None)  # the conventions the steps and guidance were set for
         self.selected, self.shown = gr.State(None), gr.State(None)
         self.timer = gr.Timer(1.0)
 
@@ -221,6 +241,34 @@ class PlaygroundTab(Tab):
         found = self.playground.history(style_id) if style_id else []
         return self.gallery(found), [str(o.path) for o in found]
 
+    def convention_updates(self, style_id: str | None, run: str | None,
+                           drawn_for: Any = None) -> tuple[Any, ...]:
+        """Steps, guidance, negative prompt and the note for the run's base model (or the
+        style's). Steps and guidance are reset only when the base model's conventions
+        differ from those they were set for, so the artist's own values survive a
+        checkpoint or run switch on the same model."""
+        if not style_id:
+            return gr.update(), gr.update(), gr.update(), "", drawn_for
+        run_id = None if not run or run == NO_RUN else run
+        conventions = self.playground.conventions(style_id, run_id)
+        chosen = next((r for r in self.playground.runs(style_id) if r.run_id == run_id), None)
+        base = chosen.base_model if chosen else self.playground.style_base(style_id)[0]
+        key = [conventions.steps, conventions.guidance, conventions.negative_prompt]
+        fresh = key != drawn_for
+        negative = gr.update(
+            visible=conventions.negative_prompt != "never",
+            info="read only while guidance is above 0"
+            if conventions.negative_prompt == "with_guidance" else None)
+        return (gr.update(value=conventions.steps) if fresh else gr.update(),
+                gr.update(value=conventions.guidance, info=conventions.guidance_note)
+                if fresh else gr.update(info=conventions.guidance_note),
+                negative, conventions_markdown(base, conventions), key)
+
+    def pick_run(self, style_id: str | None, run: str | None,
+                 drawn_for: Any) -> tuple[Any, ...]:
+        return (*self.checkpoint_updates(run),
+                *self.convention_updates(style_id, run, drawn_for))
+
     def run_ids(self, style_id: str | None) -> list[str]:
         """Finished runs only: one seen while it trained is still news once it is done."""
         if not style_id:
@@ -231,19 +279,24 @@ class PlaygroundTab(Tab):
     def load_style(self, style_id: str | None) -> tuple[Any, ...]:
         runs_out = self.run_updates(style_id)
         if not style_id:
-            return (*runs_out, gr.update(), gr.update(), gr.update(), [], [], [])
+            return (*runs_out, gr.update(), gr.update(), gr.update(), [], [], [],
+                    *self.convention_updates(None, None))
         request = self.playground.default_request(style_id)
+        run = runs_out[0]["value"]
         return (*runs_out, request.prompt, request.width, request.height,
-                *self.history_update(style_id), self.run_ids(style_id))
+                *self.history_update(style_id), self.run_ids(style_id),
+                *self.convention_updates(style_id, run))
 
     def refresh(self, style_id: str | None, current_run: str | None,
-                seen: list[str] | None) -> tuple[Any, ...]:
+                seen: list[str] | None, drawn_for: Any = None) -> tuple[Any, ...]:
         """Keep the artist's choice, except that a run trained since they last looked is
         preselected: that is the one they came here to try."""
         ids = self.run_ids(style_id)
         fresh = [run_id for run_id in ids if run_id not in (seen or [])]  # newest first
         keep = fresh[0] if fresh else current_run
-        return (*self.run_updates(style_id, keep), *self.history_update(style_id), ids)
+        runs_out = self.run_updates(style_id, keep)
+        return (*runs_out, *self.history_update(style_id), ids,
+                *self.convention_updates(style_id, runs_out[0].get("value"), drawn_for))
 
     def submit(self, mode: str, style_id: str | None, *values: Any) -> str:
         """One generation, an A/B pair or a grid, as a job on the device worker."""
@@ -323,12 +376,15 @@ class PlaygroundTab(Tab):
         ctx, form = self.ctx, self.form
         run_outputs = [form.run, form.checkpoint, self.hint, self.grid_rows]
         history_outputs = [self.history, self.history_paths]
+        convention_outputs = [form.steps, form.guidance, form.negative, self.conventions,
+                              self.drawn_for]
         ctx.style.change(self.load_style, ctx.style,
                          [*run_outputs, form.prompt, form.width, form.height,
-                          *history_outputs, self.seen_runs])
-        ctx.tab.select(self.refresh, [ctx.style, form.run, self.seen_runs],
-                       [*run_outputs, *history_outputs, self.seen_runs])
-        form.run.input(self.checkpoint_updates, form.run, [form.checkpoint, self.grid_rows])
+                          *history_outputs, self.seen_runs, *convention_outputs])
+        ctx.tab.select(self.refresh, [ctx.style, form.run, self.seen_runs, self.drawn_for],
+                       [*run_outputs, *history_outputs, self.seen_runs, *convention_outputs])
+        form.run.input(guard(self.pick_run), [ctx.style, form.run, self.drawn_for],
+                       [form.checkpoint, self.grid_rows, *convention_outputs])
         grid_inputs = [self.grid_rows, self.grid_axis, self.grid_scales, self.grid_prompts]
         for button, mode in ((self.generate_btn, "one"), (self.ab_btn, "ab"),
                              (self.grid_btn, "grid")):

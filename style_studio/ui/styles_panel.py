@@ -6,12 +6,13 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.studio import FAMILY_LABELS, Studio
+from style_studio.studio import TRAINABLE_FAMILIES, Studio
 
 from .common import UsesStudio, guard
 from .studios import StudioSource
 
-FAMILY_CHOICES = [(label, key) for key, label in FAMILY_LABELS.items()]
+# Only the families the trainer trains: a style of any other could never be trained.
+FAMILY_CHOICES = [(label, key) for key, label in TRAINABLE_FAMILIES.items()]
 STYLE_PARAM = "style"
 # The page's style lives in its own address (?style=<id>): a reload keeps it, and a second
 # tab, with its own address, is never switched by this one. replaceState adds no history.
@@ -42,7 +43,25 @@ def describe(studio: Studio, style_id: str | None) -> str:
     ref = studio.base_model_for(style)
     source = next((s for s in studio.base_models(style.family) if s.ref == ref), None)
     base = source.label if source else ref
+    terms = studio.base_model_terms(ref, style.family, short=True)
+    base += f" ({terms})" if terms else ""
     return f"**{style.name}** · {style.family_label} · {trigger}  \nBase model: {base}"
+
+
+def family_models(studio: Studio, family: str | None) -> str:
+    """The real models of a family with their licence, commercial use and training memory,
+    shown before a style is created: a non-commercial licence binds the LoRA too."""
+    if not family:
+        return ""
+    lines = []
+    for source in studio.base_models(family):
+        terms = studio.base_model_terms(source.ref, family)
+        if terms:
+            where = "on this machine" if source.available else "not on this machine"
+            lines.append(f"- **{source.label}** ({where}) — {terms}")
+    if not lines:
+        return ""
+    return "Real models of this family:\n" + "\n".join(lines)
 
 
 class StylesPanel(UsesStudio):
@@ -73,7 +92,9 @@ class StylesPanel(UsesStudio):
                                               info="One rare word that will call up the style.",
                                               elem_id="new-style-trigger")
                 self.new_family = gr.Dropdown(label="Base model family", choices=FAMILY_CHOICES,
-                                              value="sd15")
+                                              value="sd15", elem_id="new-style-family")
+            self.new_family_models = gr.Markdown(family_models(self.studio, "sd15"),
+                                                 elem_id="new-style-family-models")
             self.new_notes = gr.Textbox(label="Notes", lines=2)
             self.create_btn = gr.Button("Create style", variant="primary",
                                         elem_id="create-style")
@@ -107,16 +128,23 @@ class StylesPanel(UsesStudio):
                 self.edit_base]
 
     def base_choices(self, family: str, chosen: str | None) -> tuple[Any, str]:
-        choices = [(s.label + ("" if s.available else " — not on this machine"), s.ref)
+        choices = [(self.base_label(s.label, s.ref, family, s.available), s.ref)
                    for s in self.studio.base_models(family)]
         return gr.update(choices=choices, value=chosen), self.base_text(family, chosen)
+
+    def base_label(self, label: str, ref: str, family: str, available: bool) -> str:
+        """"FLUX.1 [dev] (…) · non-commercial · ~24 GB to train — not on this machine"."""
+        terms = self.studio.base_model_terms(ref, family, short=True)
+        return (label + (f" · {terms}" if terms else "")
+                + ("" if available else " — not on this machine"))
 
     def base_text(self, family: str, ref: str | None) -> str:
         source = next((s for s in self.studio.base_models(family) if s.ref == ref), None)
         if source is None:
             return ""
         mark = "**Available**" if source.available else "**Not on this machine**"
-        return f"{mark} — {source.detail}"
+        terms = self.studio.base_model_terms(ref, family)
+        return f"{mark} — {source.detail}" + (f"  \n{terms}" if terms else "")
 
     def fill(self, style_id: str | None) -> tuple[Any, ...]:
         if not style_id:
@@ -186,6 +214,8 @@ class StylesPanel(UsesStudio):
         self.demo_btn.click(guard(self.open_demo), None, [selector, self.demo_offer])
         self.edit_base.change(self.base_text, [self.edit_family, self.edit_base],
                               self.base_detail)
+        self.new_family.change(lambda f: family_models(self.studio, f), self.new_family,
+                               self.new_family_models)
         self.create_btn.click(guard(self.create),
                               [self.new_name, self.new_trigger, self.new_family,
                                self.new_notes],

@@ -17,8 +17,10 @@ from style_studio.studio import (
     PRECISIONS,
     PRESET_LABELS,
     TARGETS,
+    FamilyTraining,
     Run,
     TrainConfig,
+    family_training,
     files_stamp,
 )
 
@@ -57,6 +59,32 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 CHOICES = {"optimizer": list(OPTIMIZERS), "lr_scheduler": list(LR_SCHEDULES),
            "targets": list(TARGETS), "mixed_precision": list(PRECISIONS)}
+# Fields whose meaning depends on the family (the flow transformers ignore or refuse them).
+FAMILY_FIELDS = ("targets", "train_text_encoder", "min_snr_gamma", "sample_steps")
+
+
+def family_fields(options: FamilyTraining | None) -> list[Any]:
+    """The note and the family-dependent fields: a flow family's LoRA targets are its own,
+    its text encoders stay frozen and min-SNR does not apply, so those fields are turned
+    off and say why instead of offering a choice the trainer ignores or refuses."""
+    if options is None:
+        return [gr.update(value="")] + [gr.update()] * len(FAMILY_FIELDS)
+    steps = gr.update(value=options.sample_steps)
+    if options.target_presets:
+        return ["", gr.update(interactive=True, info=LABELS["targets"][1]),
+                gr.update(interactive=True, info=None),
+                gr.update(interactive=True, info=LABELS["min_snr_gamma"][1]), steps]
+    label, targets = options.family_label, ", ".join(options.default_targets)
+    note = (f"**{label}** trains its LoRA on the layers its own format uses ({targets}); "
+            "its text encoders stay frozen (each caption is encoded once and cached), so "
+            "*LoRA on*, *Train the text encoder too* and *Min-SNR γ* do not apply. Samples "
+            f"draw with {options.sample_steps} steps at guidance {options.sample_guidance:g}.")
+    return [note,
+            gr.update(interactive=False, info=f"not used by {label}: its own targets"),
+            gr.update(value=False, interactive=False,
+                      info=f"not offered for {label}: its encoders are frozen and cached"),
+            gr.update(interactive=False, info=f"not used by {label} (a DDPM weighting)"),
+            steps]
 
 
 def _buttons(run: Run | None, active: Run | None) -> list[Any]:
@@ -94,6 +122,7 @@ class TrainingTab(Tab):
                                    value="quick", label="Preset", elem_id="train-preset",
                                    scale=2)
         with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
+            self.family_note = gr.Markdown(elem_id="train-family-note")
             self.settings = self._advanced()
         with gr.Row():
             self.start_btn = gr.Button("Start training", variant="primary",
@@ -153,8 +182,14 @@ class TrainingTab(Tab):
                 self.resume_btn, self.start_note, *self.page.outputs, self.viewed]
 
     @property
+    def family_outputs(self) -> list[Any]:
+        return [self.family_note, *(self.settings[views.ADVANCED_FIELDS.index(name)]
+                                    for name in FAMILY_FIELDS)]
+
+    @property
     def load_outputs(self) -> list[Any]:
-        return [self.dataset, self.base, self.settings[-2], *self.view_outputs]
+        return [self.dataset, self.base, self.settings[-2], *self.family_outputs,
+                *self.view_outputs]
 
     def viewed_run(self, style_id: str | None, wanted: str | None) -> Run | None:
         """The run picked in "Show run" (when it is this style's), else the one training
@@ -217,23 +252,47 @@ class TrainingTab(Tab):
     def load(self, style_id: str | None, wanted: str | None) -> tuple[Any, ...]:
         if not style_id:
             return ("Choose or create a style first.", gr.update(choices=[], value=None),
-                    gr.update(), *self.view(None, None, None, True))
+                    gr.update(), *family_fields(None), *self.view(None, None, None, True))
         style = self.studio.styles.get(style_id)
         choices = views.base_model_choices(self.studio, style.family)
         prompts = "\n".join(self.defaults.prompts_for(style.trigger))
+        base = self.studio.base_model_for(style)
         return (views.dataset_markdown(self.studio.training.plan(style_id)),
-                gr.update(choices=choices, value=self.studio.base_model_for(style)), prompts,
+                gr.update(choices=choices, value=base), prompts,
+                *family_fields(family_training(style.family, base)),
                 *self.view(style_id, wanted, None, True))
 
-    def apply_preset(self, key: str) -> list[Any]:
-        """Fill the advanced fields from the preset; the artist's prompts stay."""
-        values = views.field_values(TrainConfig.preset(key))
+    def apply_preset(self, key: str, style_id: str | None = None,
+                     base_ref: str | None = None) -> list[Any]:
+        """Fill the advanced fields from the preset; the artist's prompts stay, and samples
+        keep the base model's own number of steps."""
+        config = TrainConfig.preset(key)
+        if style_id:
+            style = self.studio.styles.get(style_id)
+            options = family_training(style.family,
+                                      base_ref or self.studio.base_model_for(style))
+            config.sample_steps = options.sample_steps
+        values = views.field_values(config)
         return [*values[:-2], gr.update(), values[-1]]
+
+    def pick_base(self, style_id: str | None, base_ref: str | None) -> list[Any]:
+        """Another base model may sample differently (FLUX.1 [schnell]: 4 steps)."""
+        if not style_id:
+            return family_fields(None)
+        style = self.studio.styles.get(style_id)
+        return family_fields(family_training(style.family,
+                                             base_ref or self.studio.base_model_for(style)))
 
     def start(self, style_id: str | None, base_ref: str | None, key: str,
               *values: Any) -> tuple[Any, ...]:
         style_id = need_style(style_id)
-        config = views.config_from_form(key, list(values))
+        style = self.studio.styles.get(style_id)
+        # Samples draw with the chosen base model's own guidance (FLUX.1 [dev] 3.5,
+        # Z-Image Turbo 0), not SD's 7; a flow family's LoRA never trains its encoders.
+        options = family_training(style.family, base_ref or self.studio.base_model_for(style))
+        config = views.config_from_form(key, list(values),
+                                        sample_guidance=options.sample_guidance,
+                                        text_encoder=options.text_encoder)
         job = self.studio.training.start(style_id, config, base_model=base_ref or None)
         run_id = job.params["run_id"]
         gr.Info(f"Training started (run {run_id}). You can leave this page; it keeps "
@@ -277,7 +336,9 @@ class TrainingTab(Tab):
         ctx, shown, picked = self.ctx, self.view_outputs, [self.ctx.style, self.run_pick]
         ctx.style.change(guard(lambda s: self.load(s, None)), ctx.style, self.load_outputs)
         ctx.tab.select(guard(self.load), picked, self.load_outputs)
-        self.preset.input(guard(self.apply_preset), self.preset, self.settings)
+        self.preset.input(guard(self.apply_preset), [self.preset, ctx.style, self.base],
+                          self.settings)
+        self.base.input(guard(self.pick_base), [ctx.style, self.base], self.family_outputs)
         self.start_btn.click(guard(self.start), [ctx.style, self.base, self.preset,
                                                  *self.settings], shown)
         self.cancel_btn.click(guard(self.cancel), picked, shown)

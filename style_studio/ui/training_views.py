@@ -47,8 +47,11 @@ def field_values(config: TrainConfig) -> list[Any]:
             ", ".join(str(s) for s in config.sample_seeds)]
 
 
-def config_from_form(preset: str, values: list[Any]) -> TrainConfig:
-    """Form values to a config; wrong types become the validation's clear messages."""
+def config_from_form(preset: str, values: list[Any], sample_guidance: float | None = None,
+                     text_encoder: bool = True) -> TrainConfig:
+    """Form values to a config; wrong types become the validation's clear messages.
+    `sample_guidance` is the base model's own; `text_encoder` False turns that field off
+    (a flow family, whose form shows it off and disabled)."""
     *advanced, prompts_text, seeds_text = values
     types = {f.name: f.type for f in fields(TrainConfig)}
     base = TrainConfig.preset(preset)
@@ -57,12 +60,18 @@ def config_from_form(preset: str, values: list[Any]) -> TrainConfig:
         data[name] = _cast(types[name], value)
     data["sample_prompts"] = [p.strip() for p in (prompts_text or "").splitlines() if p.strip()]
     data["sample_seeds"] = _seeds(seeds_text)
+    if sample_guidance is not None:
+        data["sample_guidance"] = sample_guidance
+    if not text_encoder:
+        data["train_text_encoder"] = False
     data["preset_name"] = "custom" if _differs_beyond_samples(base, data) else base.preset_name
     return TrainConfig.from_dict(data).validate()
 
 
 def _differs_beyond_samples(base: TrainConfig, data: dict[str, Any]) -> bool:
-    ignored = {"preset_name", "sample_prompts", "sample_seeds"}
+    # How samples are drawn does not change the LoRA: still the preset the artist chose.
+    ignored = {"preset_name", "sample_prompts", "sample_seeds", "sample_steps",
+               "sample_guidance"}
     return any(data[k] != v for k, v in base.to_dict().items() if k not in ignored)
 
 
@@ -211,5 +220,12 @@ def run_choices(runs: list[Run]) -> list[tuple[str, str]]:
 
 
 def base_model_choices(studio: Studio, family: str) -> list[tuple[str, str]]:
-    return [(s.label + ("" if s.available else " — not available: " + s.detail), s.ref)
-            for s in studio.base_models(family)]
+    """Each base model with its licence terms in a few words (a non-commercial base binds
+    the LoRA too) and, when it is missing, how to get it."""
+    choices = []
+    for s in studio.base_models(family):
+        terms = studio.base_model_terms(s.ref, family, short=True)
+        label = s.label + (f" · {terms}" if terms else "")
+        choices.append((label + ("" if s.available else " — not available: " + s.detail),
+                        s.ref))
+    return choices

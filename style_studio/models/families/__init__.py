@@ -1,10 +1,9 @@
 """Base-model families, one module each: what the family's pipeline, denoiser, objective,
 text encoders, LoRA targets and real models are, and how to build its tiny twin.
 
-Today the trainer, sampler and export still handle SD 1.x and SDXL by name; the
-flow-matching families (FLUX.1, FLUX.2 [klein], Z-Image) are declared and their tiny twins
-run, but they are not `trainable` yet, so nothing offers them (issue 16; the research
-behind these modules is docs/research/flow-families.md).
+All five are trainable. The flow-matching families (FLUX.1, FLUX.2 [klein], Z-Image) carry
+their training adapter (`flow.py`), their ComfyUI-side key names (`tool_keys.py`) and their
+sampling conventions; the research behind them is docs/research/flow-families.md.
 """
 
 from __future__ import annotations

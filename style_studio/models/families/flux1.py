@@ -24,7 +24,7 @@ from style_studio.models.tokenizer_assets import (
 
 from .flow import Flux1Flow
 from .parts import ready, tiny_flow_vae
-from .spec import FamilySpec, ReferenceModel
+from .spec import FamilySpec, ReferenceModel, TokenReader
 
 FLUX1_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj",
                  "to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
@@ -64,7 +64,14 @@ FLUX1 = FamilySpec(
         ReferenceModel("black-forest-labs/FLUX.1-dev", "FLUX.1 [dev]",
                        "FLUX.1 [dev] Non-Commercial License", False, 24.0, download="34 GB"),
         ReferenceModel("black-forest-labs/FLUX.1-schnell", "FLUX.1 [schnell]", "Apache-2.0",
-                       True, 24.0, download="34 GB"),
+                       True, 24.0, download="34 GB", sample_steps=4,
+                       sample_guidance=0.0),
     ),
     build_tiny=build_tiny_flux1, trainable=True, flow=Flux1Flow(),
-    sample_steps=28, sample_guidance=3.5)
+    sample_steps=28, sample_guidance=3.5,
+    # T5 reads 512 tokens of the caption; CLIP only its first 77, for the pooled vector.
+    token_readers=(TokenReader("tokenizer_2", "T5", 512),
+                   TokenReader("tokenizer", "CLIP", 77, pooled=True)),
+    negative_prompt="never",
+    guidance_note="distilled guidance, a number the model reads (not classifier-free "
+                  "guidance): about 3.5 for [dev]; [schnell] ignores it")

@@ -22,7 +22,7 @@ from style_studio.models.tokenizer_assets import build_qwen_tokenizer
 
 from .flow import Flux2KleinFlow
 from .parts import ready, tiny_qwen3_config
-from .spec import FamilySpec, ReferenceModel
+from .spec import FamilySpec, ReferenceModel, TokenReader
 
 KLEIN_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "to_qkv_mlp_proj")
 
@@ -54,9 +54,14 @@ FLUX2_KLEIN = FamilySpec(
     default_targets=KLEIN_TARGETS,
     references=(
         ReferenceModel("black-forest-labs/FLUX.2-klein-base-4B", "FLUX.2 [klein] 4B Base",
-                       "Apache-2.0", True, 16.0, verified=False, download="16 GB"),
+                       "Apache-2.0", True, 16.0, verified=False, download="16 GB",
+                       sample_steps=50, sample_guidance=4.0),  # undistilled: CFG
         ReferenceModel("black-forest-labs/FLUX.2-klein-4B", "FLUX.2 [klein] 4B", "Apache-2.0",
                        True, 16.0, verified=False, download="16 GB"),
     ),
     build_tiny=build_tiny_flux2_klein, trainable=True, flow=Flux2KleinFlow(),
-    sample_steps=4, sample_guidance=1.0)
+    sample_steps=4, sample_guidance=1.0,
+    token_readers=(TokenReader("tokenizer", "Qwen3", 512, chat_thinking=False),),
+    negative_prompt="never",  # CFG of the Base model guides against the empty prompt
+    guidance_note="ignored by the distilled [klein] (4 steps); the Base model uses "
+                  "classifier-free guidance above 1 (about 4, with 50 steps)")

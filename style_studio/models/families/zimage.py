@@ -19,7 +19,7 @@ from style_studio.models.tokenizer_assets import build_qwen_tokenizer
 
 from .flow import ZImageFlow
 from .parts import ready, tiny_flow_vae, tiny_qwen3_config
-from .spec import FamilySpec, ReferenceModel
+from .spec import FamilySpec, ReferenceModel, TokenReader
 
 ZIMAGE_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 
@@ -46,9 +46,14 @@ ZIMAGE = FamilySpec(
     text_encoders=("Qwen3Model",), caption_token_limit=512, default_targets=ZIMAGE_TARGETS,
     references=(
         ReferenceModel("Tongyi-MAI/Z-Image", "Z-Image", "Apache-2.0", True, 20.0,
-                       verified=False, download="21 GB"),
+                       verified=False, download="21 GB", sample_steps=50,
+                       sample_guidance=4.0),  # the undistilled model: CFG (3-5 is usual)
         ReferenceModel("Tongyi-MAI/Z-Image-Turbo", "Z-Image Turbo", "Apache-2.0", True, 20.0,
                        verified=False, download="21 GB"),
     ),
     build_tiny=build_tiny_zimage, trainable=True, flow=ZImageFlow(),
-    sample_steps=8, sample_guidance=0.0)
+    sample_steps=8, sample_guidance=0.0,
+    token_readers=(TokenReader("tokenizer", "Qwen3", 512, chat_thinking=True),),
+    negative_prompt="with_guidance",
+    guidance_note="0 = off, as Z-Image Turbo draws (8 steps); above 0 it is "
+                  "classifier-free guidance (about 4 for the base Z-Image, with 50 steps)")
