@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,8 @@ def add_image(studio, style_id: str, name: str, seed: int, *, meta: dict | None 
 
 
 def own(**changes) -> ConsentRecord:
-    base = dict(creator="Mira Ko", relationship="own", licence="own-work", status="cleared")
+    base = dict(creator="Mira Ko", relationship="own", licence="LicenseRef-OwnWork",
+                status="cleared")
     return ConsentRecord(**{**base, **changes})
 
 
@@ -89,8 +91,9 @@ def test_gate_includes_only_cleared_captioned_images_and_says_why(studio, style)
     studio.consent.set(refused["id"], own(status="refused", reason="the model said no"))
     studio.consent.set(revoked["id"], own())
     studio.consent.revoke(revoked["id"], "client withdrew on 3 May")
-    studio.consent.set(custom["id"], own(relationship="licensed", licence="custom"))
-    studio.consent.set(letter["id"], own(relationship="client", licence="written-permission"))
+    studio.consent.set(custom["id"], own(relationship="licensed", licence="LicenseRef-Custom"))
+    studio.consent.set(letter["id"], own(relationship="client",
+                                         licence="LicenseRef-WrittenPermission"))
     studio.consent.set(client["id"], own(relationship="client"))
 
     plan = studio.consent.trainable(style.id)
@@ -99,7 +102,7 @@ def test_gate_includes_only_cleared_captioned_images_and_says_why(studio, style)
     item = plan.included[0]
     assert item.path.is_file() and item.sha256 == ok["sha256"]
     assert (item.caption, item.creator, item.licence, item.status) == (
-        "inkwash, a heron in reeds", "Mira Ko", "own-work", "cleared")
+        "inkwash, a heron in reeds", "Mira Ko", "LicenseRef-OwnWork", "cleared")
     reasons = {e.filename: e.reason for e in plan.excluded}
     assert reasons["pending.png"] == "consent pending"
     assert reasons["refused.png"] == "consent refused: the model said no"
@@ -251,7 +254,8 @@ def test_evidence_is_kept_with_the_style_under_its_hash(studio, style, tmp_path)
     assert rel == f"evidence/{sha256_bytes(letter.read_bytes())}.pdf"
     assert (studio.workspace.style_dir(style.id) / rel).read_bytes() == letter.read_bytes()
     assert studio.consent.attach_evidence(style.id, letter) == rel
-    studio.consent.set(image["id"], own(relationship="client", licence="written-permission",
+    studio.consent.set(image["id"], own(relationship="client",
+                                        licence="LicenseRef-WrittenPermission",
                                         evidence_file=rel))
     assert studio.consent.trainable(style.id).image_hashes == [image["sha256"]]
     bad = tmp_path / "run.exe"
@@ -289,7 +293,8 @@ def test_erasure_leaves_no_copy_anywhere_and_flags_runs(studio, style, tmp_path)
     letter.write_bytes(b"%PDF Ana's permission")
     evidence = studio.consent.attach_evidence(style.id, letter)
     studio.consent.set(image["id"], own(creator="Ana", relationship="client",
-                                        licence="written-permission", evidence_file=evidence))
+                                        licence="LicenseRef-WrittenPermission",
+                                        evidence_file=evidence))
     studio.consent.own_work(style.id, "Mira", [keep["id"]])
     run = add_run(studio, style.id, [image["sha256"], keep["sha256"]])
     clean_run = add_run(studio, style.id, [keep["sha256"]])
@@ -371,7 +376,7 @@ def test_ledger_export_import_round_trip(studio, style, tmp_path, suffix):
     exported = path.read_text(encoding="utf-8-sig")
 
     studio.consent.set_all(style.id, ConsentRecord(status="pending", creator="someone",
-                                                   licence="custom", notes=""))
+                                                   licence="LicenseRef-Custom", notes=""))
     report = studio.consent.import_ledger(style.id, path)
 
     assert report.skipped == []
@@ -402,6 +407,91 @@ def test_importing_something_that_is_not_a_ledger_says_so(studio, style, tmp_pat
     bad.write_text(f"sha256,licence,status\n{image['sha256']},CC-BY-ND,cleared\n")
     report = studio.consent.import_ledger(style.id, bad)
     assert report.changed == [] and "Unknown licence" in report.skipped[0][1]
+
+
+def test_a_ledger_exported_with_the_old_licence_keys_still_imports(studio, style, tmp_path):
+    image = add_image(studio, style.id, "a.png", 1)
+    ledger = tmp_path / "old-ledger.csv"
+    ledger.write_text(f"sha256,creator,relationship,licence,status\n{image['sha256']},"
+                      "Mira Ko,own,own-work,cleared\n", encoding="utf-8")
+    report = studio.consent.import_ledger(style.id, ledger)
+    assert report.changed == [image["id"]]
+    assert studio.consent.get(image["id"]).record.licence == "LicenseRef-OwnWork"
+
+
+# -- dataset export --------------------------------------------------------------------------
+def test_dataset_export_round_trips_the_ledger_and_leaves_refused_images_out(studio, style,
+                                                                            tmp_path):
+    from huggingface_hub import DatasetCard
+
+    mine = add_image(studio, style.id, "mine.png", 1, caption="inkwash, a heron")
+    ana = add_image(studio, style.id, "ana.png", 2, caption="inkwash, reeds at dawn")
+    refused = add_image(studio, style.id, "refused.png", 3)
+    revoked = add_image(studio, style.id, "revoked.png", 4)
+    studio.consent.own_work(style.id, "Mira Ko", [mine["id"], revoked["id"]])
+    studio.consent.set(ana["id"], own(creator="Ana Pérez", relationship="licensed",
+                                      licence="CC BY 4.0"))
+    studio.consent.set(refused["id"], own(status="refused", reason="no, thanks"))
+    studio.consent.revoke(revoked["id"], "withdrawn on 3 May")
+
+    export = studio.consent.export_dataset(style.id, tmp_path / "ink-dataset")
+
+    assert (export.image_count, export.left_out) == (2, 2)
+    rows = [json.loads(line) for line in
+            (export.folder / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
+    ledger = {row["sha256"]: row for row in json.loads(studio.consent.export_ledger(
+        style.id, tmp_path / "ledger.json").read_text(encoding="utf-8"))["images"]}
+    assert [row["sha256"] for row in rows] == [mine["sha256"], ana["sha256"]]
+    for row in rows:
+        entry = ledger[row["sha256"]]
+        assert set(row) == {"file_name", "caption", "creator", "license", "sha256"}
+        assert (row["creator"], row["license"]) == (entry["creator"], entry["licence"])
+        assert entry["training"] == "included"
+        assert sha256_bytes((export.folder / row["file_name"]).read_bytes()) == row["sha256"]
+    assert [row["license"] for row in rows] == ["LicenseRef-OwnWork", "CC-BY-4.0"]
+    assert rows[1]["caption"] == "inkwash, reeds at dawn"
+    files = sorted(p.name for p in (export.folder / "images").iterdir())
+    assert files == sorted(f"{row['sha256']}.png" for row in rows)
+    everything = b"".join(p.read_bytes() for p in export.folder.rglob("*") if p.is_file())
+    for left_out in (refused, revoked):
+        assert left_out["sha256"].encode() not in everything
+        assert left_out["filename"].encode() not in everything
+
+    card = DatasetCard.load(export.folder / "README.md")
+    assert card.data.license == "other" and card.data.license_name == "per-image-licences"
+    assert card.data.license_link == "metadata.jsonl"
+    assert "text-to-image" in card.data.task_categories
+    assert "CC BY 4.0 (`CC-BY-4.0`): 1 image(s)" in card.text
+    with zipfile.ZipFile(export.archive) as archive:
+        assert sorted(archive.namelist()) == sorted(
+            f"ink-dataset/{p.relative_to(export.folder).as_posix()}"
+            for p in export.folder.rglob("*") if p.is_file())
+
+    with pytest.raises(InvalidInput, match="already holds files"):
+        studio.consent.export_dataset(style.id, export.folder)
+    download = studio.consent.export_dataset_for_download(style.id)
+    assert download.archive.is_relative_to(studio.workspace.upload_cache)
+    # an erasure reaches every copy handed to the browser, as it does a ledger's
+    studio.consent.erase(ana["id"], "deletion request")
+    assert not download.archive.exists()
+    assert [p.name for p in download.folder.rglob("*") if p.is_file()] == [
+        f"{mine['sha256']}.png"]  # its metadata and card named the erased image
+
+
+def test_dataset_export_of_one_cc_licence_names_it_and_refuses_an_empty_set(studio, style,
+                                                                           tmp_path):
+    from huggingface_hub import DatasetCard
+
+    image = add_image(studio, style.id, "a.png", 1)
+    with pytest.raises(GateRefused, match="No image of this style can be trained on"):
+        studio.consent.export_dataset(style.id, tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()
+    studio.consent.set(image["id"], own(creator="Ana", relationship="licensed",
+                                        licence="CC-BY-SA-4.0"))
+    export = studio.consent.export_dataset(style.id, tmp_path / "one")
+    card = DatasetCard.load(export.folder / "README.md")
+    assert card.data.license == "cc-by-sa-4.0" and "license_name" not in card.data.to_dict()
+    assert "credit Ana" in card.text
 
 
 XMP = f"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF

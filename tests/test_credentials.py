@@ -42,7 +42,7 @@ from style_studio.playground.output_metadata import read_xmp
 OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 CAWG = "cawg.training-mining"
 IMAGES = [{"sha256": "a" * 64, "licence": "CC-BY-4.0", "creator": "Mara Quill"},
-          {"sha256": "b" * 64, "licence": "own-work", "creator": "Ada Lovelace"}]
+          {"sha256": "b" * 64, "licence": "LicenseRef-OwnWork", "creator": "Ada Lovelace"}]
 
 
 def picture(seed: int = 0, size: int = 48) -> Image.Image:
@@ -209,7 +209,7 @@ def test_a_lora_manifest_is_bound_to_its_bytes_and_lists_the_training_set(tmp_pa
     for path in (lora, signed.manifest_path):  # either file may be dropped into Verify
         result = verify_file(path, facts)
         assert result.kind == "LoRA" and result.intact and result.trusted
-        assert result.training_set.licences == {"CC-BY-4.0": 1, "own-work": 1}
+        assert result.training_set.licences == {"CC-BY-4.0": 1, "LicenseRef-OwnWork": 1}
         assert result.training_set.creators == ("Ada Lovelace", "Mara Quill")
 
     data = bytearray(lora.read_bytes())

@@ -62,7 +62,7 @@ def test_run_images_list_every_image_and_mark_erased_and_revoked(studio, trained
     assert [i.image_id for i in images] == ids
     assert all(i.exists and i.state == "" for i in images)
     assert {i.creator for i in images} == {"Ana Artist"}
-    assert {i.licence for i in images} == {"own-work"}
+    assert {i.licence for i in images} == {"LicenseRef-OwnWork"}
     assert images[0].filename == "img-00.png" and images[0].caption == "a picture of shapes 0"
     assert images[0].consent_at_training == images[0].consent_now == "cleared"
 

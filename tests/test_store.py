@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 
 from style_studio.base.errors import StoreCorrupt
-from style_studio.base.store import Store
+from style_studio.base.store import SCHEMA_VERSION, Store
 
 
 def test_fifty_threads_writing_at_once_lose_nothing(tmp_path):
@@ -97,8 +97,9 @@ def test_schema_migration_hook_runs_once(tmp_path):
         for doc in store.all("styles"):
             store.update("styles", doc["id"], trigger=doc.pop("trigger_word"))
 
-    upgraded = Store(path, migrations={1: rename_field}, schema_version=2)
+    upgraded = Store(path, migrations={SCHEMA_VERSION: rename_field},
+                     schema_version=SCHEMA_VERSION + 1)
     assert upgraded.all("styles")[0]["trigger"] == "x"
-    assert upgraded.meta_get("schema_version") == 2
+    assert upgraded.meta_get("schema_version") == SCHEMA_VERSION + 1
     with pytest.raises(StoreCorrupt, match="newer Style Studio"):
-        Store(path)  # schema 1 code cannot read a schema 2 file
+        Store(path)  # this version's code cannot read a file from the next one

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from safetensors import safe_open
 from safetensors.torch import load_file
 from training_helpers import make_trainable_style, tiny_config
@@ -90,7 +91,7 @@ def test_manifest_records_images_consent_and_base(trained, family):
     assert manifest["image_count"] == 4
     assert sorted(i["sha256"] for i in manifest["images"]) == sorted(run.image_hashes)
     image = manifest["images"][0]
-    assert image["creator"] == "Ana Artist" and image["licence"] == "own-work"
+    assert image["creator"] == "Ana Artist" and image["licence"] == "LicenseRef-OwnWork"
     assert image["consent_status"] == "cleared"
     assert image["training_caption"].startswith("shapestyle, a picture of shapes")
     assert manifest["config"]["rank"] == 4 and manifest["seed"] == 42
@@ -110,7 +111,7 @@ def test_metadata_in_both_files_parses(trained, family):
         assert meta["style_studio.manifest_sha256"] == run.manifest_sha256
         assert meta["style_studio.image_count"] == "4"
         assert json.loads(meta["style_studio.creators"]) == ["Ana Artist"]
-        assert json.loads(meta["style_studio.base.licences"]) == {"own-work": 4}
+        assert json.loads(meta["style_studio.base.licences"]) == {"LicenseRef-OwnWork": 4}
         assert sorted(json.loads(meta["style_studio.image_hashes"])) == sorted(run.image_hashes)
         assert meta["modelspec.trigger_phrase"] == "shapestyle"
         expected = {"sd15": "stable-diffusion-v1/lora",
@@ -118,6 +119,27 @@ def test_metadata_in_both_files_parses(trained, family):
         assert meta["modelspec.architecture"] == expected
         assert json.loads(meta["style_studio.training.energy"])["estimated"] is True
     assert _metadata(next(lora.glob("*.kohya.safetensors")))["ss_network_dim"] == "4"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_model_card_loads_with_hub_keys_and_a_widget_of_real_samples(trained, family):
+    _, runs = trained
+    _, _, run, _ = runs[family]
+    card = ModelCard.load(run.run_dir / "README.md")
+    data = card.data.to_dict()
+    assert data["base_model"] == f"tiny-{family}"
+    assert data["base_model_relation"] == "adapter"
+    # own work only: no Hub licence id fits, so it is named and linked
+    assert data["license"] == "other"
+    assert (data["license_name"], data["license_link"]) == ("per-image-licences",
+                                                            "provenance.md")
+    assert {"template:sd-lora", "lora", "text-to-image"} <= set(data["tags"])
+    assert data["pipeline_tag"] == "text-to-image" and data["instance_prompt"] == "shapestyle"
+    # the widget shows the last sampled step's pictures, which exist in the run folder
+    assert data["widget"] == [{"text": "shapestyle, a house",
+                               "output": {"url": "samples/step-000006-0.png"}}]
+    assert (run.run_dir / data["widget"][0]["output"]["url"]).is_file()
+    assert "`LicenseRef-OwnWork`" in card.text
 
 
 @pytest.mark.parametrize("family", FAMILIES)

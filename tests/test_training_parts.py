@@ -155,7 +155,8 @@ def _manifest(licences: dict[str, int]) -> dict:
 
 
 def test_model_card_front_matter_parses():
-    text = model_card(_manifest({"own-work": 2}), "ab" * 32, kohya_name="ink.kohya.safetensors",
+    text = model_card(_manifest({"LicenseRef-OwnWork": 2}), "ab" * 32,
+                      kohya_name="ink.kohya.safetensors",
                       samples=[("inkwash, a cat", "samples/step-000010-0.png")])
     card = ModelCard(text)
     assert card.data.base_model == "tiny-sd15"
@@ -167,7 +168,7 @@ def test_model_card_front_matter_parses():
 
 
 def test_share_alike_and_non_commercial_carry_over_to_the_card():
-    assert hf_licence(_manifest({"CC-BY-SA-4.0": 1, "own-work": 1})) == "cc-by-sa-4.0"
+    assert hf_licence(_manifest({"CC-BY-SA-4.0": 1, "LicenseRef-OwnWork": 1})) == "cc-by-sa-4.0"
     assert hf_licence(_manifest({"CC-BY-NC-4.0": 1})) == "cc-by-nc-4.0"
     assert hf_licence(_manifest({"CC0-1.0": 1})) == "other"
 

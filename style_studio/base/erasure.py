@@ -30,7 +30,7 @@ REVOKED_FLAG = "contains data whose consent was revoked"
 # Records keyed by the image id that go with the image.
 IMAGE_TABLES = ("captions", "consents", "caption_undo")
 # Exports the app wrote into Gradio's cache that may name an image or quote its caption.
-TEXT_EXPORT_SUFFIXES = (".csv", ".json", ".txt", ".md")
+TEXT_EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".txt", ".md")  # .jsonl: dataset metadata
 MAX_TEXT_BYTES = 32 * 1024 * 1024
 # Shorter words are too common to search for (a caption "sea" is in many other texts).
 MIN_NEEDLE = 4

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import atomic_write_json, fsync_dir, sha256_file
-from .licences import ATTRIBUTION, LICENCES
+from .licences import ATTRIBUTION, licence_for
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # what the safetensors library itself accepts
 MetadataUpdate = Callable[[dict[str, str]], dict[str, str] | None]
@@ -67,7 +67,7 @@ def redact_manifest(manifest: dict[str, Any], *, sha256: str, image_id: str,
     images = manifest.get("images", [])
     manifest["creators"] = sorted({i.get("creator", "") for i in images})
     credited = sorted({i.get("creator", "") for i in images
-                       if i.get("licence") in LICENCES and LICENCES[i["licence"]].attribution})
+                       if (lic := licence_for(i.get("licence", ""))) and lic.attribution})
     manifest["attributions"] = credited
     manifest["obligations"] = [ATTRIBUTION + ", ".join(credited) if ob.startswith(ATTRIBUTION)
                                else ob for ob in manifest.get("obligations", [])]

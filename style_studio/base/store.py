@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -26,10 +26,9 @@ from tinydb.storages import Storage
 
 from .errors import NotFound, StoreCorrupt
 from .files import fsync_dir
+from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
 
-SCHEMA_VERSION = 1
-
-Migration = Callable[["Store"], None]
+__all__ = ["SCHEMA_VERSION", "Migration", "Store", "known_fields", "new_id", "utc_now"]
 
 
 def known_fields(cls: type, doc: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +165,8 @@ class Store:
 
     def __init__(self, path: Path, migrations: dict[int, Migration] | None = None,
                  schema_version: int = SCHEMA_VERSION):
+        """Open (or create) the file; one written at an older schema is upgraded with
+        `migrations` (by default the studio's own, `schema.MIGRATIONS`)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
@@ -175,7 +176,7 @@ class Store:
             self.notices.append(notice)
         self._storage: AtomicJSONStorage | None = None
         self._db = TinyDB(storage=self._make_storage)
-        self._migrate(migrations or {}, schema_version)
+        self._migrate(MIGRATIONS if migrations is None else migrations, schema_version)
 
     def _make_storage(self) -> AtomicJSONStorage:
         self._storage = AtomicJSONStorage(self.path)
@@ -241,6 +242,11 @@ class Store:
 
     def all(self, table: str) -> list[dict[str, Any]]:
         return self.find(table)
+
+    def tables(self) -> list[str]:
+        """Names of the tables the file holds (the schema migrations walk them all)."""
+        with self.lock:
+            return sorted(self._db.tables())
 
     def update(self, table: str, doc_id: str, **fields: Any) -> dict[str, Any]:
         with self.lock:

@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from style_studio.base.errors import GateRefused
-from style_studio.base.licences import ATTRIBUTION, LICENCES, OVERRIDES_METADATA_REFUSAL
+from style_studio.base.licences import (
+    ATTRIBUTION,
+    OVERRIDES_METADATA_REFUSAL,
+    Licence,
+    licence_for,
+)
 
 if TYPE_CHECKING:
     from style_studio.captions.records import Caption
@@ -121,7 +126,7 @@ def consent_reasons(consent: ImageConsent) -> list[str]:
         return [f"consent refused: {record.reason or 'no reason recorded'}"]
     if record.status == "revoked":
         return ["consent revoked" + (f": {record.reason}" if record.reason else "")]
-    licence = LICENCES.get(record.licence)
+    licence = licence_for(record.licence)
     if licence is None:
         return ["licence does not allow training: no licence is recorded"]
     problem = licence.training_problem(
@@ -136,9 +141,16 @@ def consent_reasons(consent: ImageConsent) -> list[str]:
     return []
 
 
+def _licence(item: TrainItem) -> Licence:
+    """An included image's licence: the gate only includes images whose licence it knows."""
+    found = licence_for(item.licence)
+    assert found is not None, item.licence
+    return found
+
+
 # The obligation line that names people; erasure rewrites it (provenance.redact_manifest).
 def _obligations(items: list[TrainItem]) -> list[str]:
-    licences = [LICENCES[item.licence] for item in items]
+    licences = [_licence(item) for item in items]
     creators = sorted({item.creator for item, lic in zip(items, licences, strict=True)
                        if lic.attribution})
     found = []
@@ -148,7 +160,7 @@ def _obligations(items: list[TrainItem]) -> list[str]:
         found.append("non-commercial use only (CC BY-NC)")
     if any(lic.share_alike for lic in licences):
         found.append("share-alike (CC BY-SA): share adaptations under the same licence")
-    custom = [item for item in items if item.licence == "custom"]
+    custom = [lic for lic in licences if lic.needs_text]
     if custom:
         found.append(f"custom licence terms apply to {len(custom)} image(s): see the ledger")
     return found
@@ -177,5 +189,5 @@ def build_plan(style_id: str, style_dir: Path, images: list[dict],
                                        record.creator, record.licence, record.status))
     plan.obligations = _obligations(plan.included)
     plan.attributions = sorted({i.creator for i in plan.included
-                                if LICENCES[i.licence].attribution})
+                                if _licence(i).attribution})
     return plan

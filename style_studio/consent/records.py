@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from style_studio.base.erasure import ErasureReport
@@ -109,6 +110,20 @@ class ApplyReport:
         if self.skipped:
             text += " Skipped: " + "; ".join(f"{name}: {why}" for name, why in self.skipped)
         return text
+
+
+@dataclass
+class DatasetExport:
+    """A style exported as a Hub image folder (`folder`) and the same as one zip."""
+
+    folder: Path
+    archive: Path
+    image_count: int
+    left_out: int  # images of the style the gate kept out
+
+    def summary(self) -> str:
+        return (f"Exported {self.image_count} cleared image(s) with metadata.jsonl and a "
+                f"dataset card; {self.left_out} image(s) left out by the consent gate.")
 
 
 @dataclass

@@ -20,12 +20,14 @@ from style_studio.base.errors import InvalidInput, NotFound, StudioError
 from style_studio.base.files import sha256_file, slug
 from style_studio.base.licences import (
     OVERRIDES_METADATA_REFUSAL,
+    OWN_WORK,
     metadata_refusal,
 )
 from style_studio.base.store import Store, utc_now
 from style_studio.base.workspace import Workspace
 
 from . import ledger
+from .dataset import write_dataset
 from .gate import TrainingPlan, build_plan
 from .records import (
     CONSENT_FIELDS,
@@ -33,6 +35,7 @@ from .records import (
     MAX_EVIDENCE_BYTES,
     ApplyReport,
     ConsentRecord,
+    DatasetExport,
     EraseReport,
     ImageConsent,
     prefill,
@@ -134,7 +137,7 @@ class Consent:
         creator = " ".join((creator or "").split())
         if not creator:
             raise InvalidInput("Write your name first, so the ledger says who made these images.")
-        record = ConsentRecord(creator=creator, relationship="own", licence="own-work",
+        record = ConsentRecord(creator=creator, relationship="own", licence=OWN_WORK,
                                status="cleared", source="made by the artist")
         chosen = ("creator", "relationship", "licence", "status", "reason")
         if image_ids is None:
@@ -305,6 +308,25 @@ class Consent:
         path = folder / f"consent-ledger-{slug(name)}-{date.today().isoformat()}{suffix}"
         try:
             return self.export_ledger(style_id, path)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def export_dataset(self, style_id: str, dest: str | Path) -> DatasetExport:
+        """The style's cleared images as a Hugging Face image folder at `dest` (new or
+        empty: `metadata.jsonl`, a dataset card) plus `<dest>.zip`; only what the training
+        gate clears goes in, so a refused or revoked image cannot be published this way."""
+        style = self.store.require("styles", style_id, "Style")
+        return write_dataset(Path(dest), style, self.trainable(style_id))
+
+    def export_dataset_for_download(self, style_id: str) -> DatasetExport:
+        """The dataset export made in the app's upload cache (where an erasure finds its
+        copies), for the browser to download as its zip."""
+        name = self.store.require("styles", style_id, "Style").get("name") or ""
+        folder = self.workspace.browser_dir("datasets")
+        dest = folder / f"dataset-{slug(name)}-{date.today().isoformat()}"
+        try:
+            return self.export_dataset(style_id, dest)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -22,6 +22,7 @@ from typing import Any
 
 from style_studio.base.errors import InvalidInput
 from style_studio.base.files import atomic_write_bytes, sha256_bytes, sha256_file
+from style_studio.base.licences import spdx_id
 
 from . import c2pa_io
 from .identity import SigningIdentity
@@ -162,7 +163,8 @@ class LoraFacts:
             style_name=str((manifest.get("style") or {}).get("name", "")),
             manifest_sha256=manifest_sha256, base_model=str(base.get("ref", "")),
             base_model_identity=str(base.get("identity", "")),
-            images=tuple(TrainingImage(str(i.get("sha256", "")), str(i.get("licence", "")),
+            images=tuple(TrainingImage(str(i.get("sha256", "")),
+                                       spdx_id(str(i.get("licence", ""))),
                                        str(i.get("creator", "")))
                          for i in manifest.get("images") or []),
             obligations=tuple(str(o) for o in manifest.get("obligations") or []),

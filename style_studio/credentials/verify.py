@@ -17,7 +17,7 @@ from c2pa import C2paError
 
 from style_studio.base.errors import InvalidInput
 from style_studio.base.files import sha256_file
-from style_studio.base.licences import LICENCES
+from style_studio.base.licences import licence_label
 
 from . import c2pa_io
 from .sign import (
@@ -80,8 +80,7 @@ class TrainingSetSummary:
                    obligations=tuple(str(o) for o in data.get("obligations") or []))
 
     def line(self) -> str:
-        licences = ", ".join(f"{LICENCES[key].label if key in LICENCES else key or 'no licence'}"
-                             f" ({n})" for key, n in self.licences.items())
+        licences = ", ".join(f"{licence_label(key)} ({n})" for key, n in self.licences.items())
         who = ", ".join(self.creators) or "no creator named"
         return (f"{len(self.image_hashes)} images by {len(self.creators)} creator(s) ({who}); "
                 f"licences: {licences or 'none listed'}")

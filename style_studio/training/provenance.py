@@ -19,7 +19,7 @@ import yaml
 
 from style_studio.base.family import TOY_ID
 from style_studio.base.files import atomic_write_text, sha256_bytes, slug
-from style_studio.base.licences import LICENCES
+from style_studio.base.licences import LICENCES, licence_label, spdx_id
 from style_studio.base.run_redaction import erased_notice
 from style_studio.consent.gate import TrainingPlan
 from style_studio.models.families import reference_model
@@ -42,9 +42,9 @@ LIBRARIES = ("torch", "diffusers", "transformers", "peft", "accelerate", "safete
 ARCHITECTURE = {"sd15": "stable-diffusion-v1/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
 KOHYA_BASE_VERSION = {"sd15": "sd_v1", "sdxl": "sdxl_base_v1-0", "flux1": "flux1",
                       "flux2_klein": "flux2", "zimage": "zimage"}
-# Hugging Face licence ids for the licences whose terms carry over to a derived model.
-HF_LICENCE = {"CC-BY-NC-SA-4.0": "cc-by-nc-sa-4.0", "CC-BY-NC-4.0": "cc-by-nc-4.0",
-              "CC-BY-SA-4.0": "cc-by-sa-4.0"}
+# The licences whose terms carry over to a derived model, strongest first; the card
+# takes the first one present, with its Hugging Face Hub id.
+CARRIED_OVER = ("CC-BY-NC-SA-4.0", "CC-BY-NC-4.0", "CC-BY-SA-4.0")
 
 
 def library_versions() -> dict[str, str]:
@@ -102,17 +102,33 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> str:
 
 def licence_summary(manifest: dict[str, Any]) -> str:
     """One phrase for `modelspec.license`: the licences of the training images."""
-    parts = [f"{LICENCES[k].label if k in LICENCES else k} ({n})"
-             for k, n in sorted(manifest["licences"].items())]
+    parts = [f"{licence_label(k)} ({n})" for k, n in sorted(_spdx_counts(manifest).items())]
     return "training images: " + ", ".join(parts) if parts else "no images"
 
 
+def _spdx_counts(manifest: dict[str, Any]) -> dict[str, int]:
+    """The manifest's licence counts by SPDX id (a manifest written before schema 2 holds
+    the old keys and cannot be rewritten: its hash is the run's identity)."""
+    counts: dict[str, int] = {}
+    for key, n in manifest["licences"].items():
+        counts[spdx_id(key)] = counts.get(spdx_id(key), 0) + n
+    return counts
+
+
+def spdx_expression(manifest: dict[str, Any]) -> str:
+    """The training images' licences as one SPDX expression (`CC-BY-4.0 AND …`)."""
+    return " AND ".join(sorted(_spdx_counts(manifest))) or "NONE"
+
+
 def hf_licence(manifest: dict[str, Any]) -> str:
-    """The model card's licence id: a share-alike or non-commercial term carries over."""
-    keys = set(manifest["licences"])
-    for key, hf_id in HF_LICENCE.items():
+    """The model card's Hub licence id: a share-alike or non-commercial term carries over,
+    and so does CC BY when every image is CC BY; otherwise "other" (terms per image)."""
+    keys = set(_spdx_counts(manifest))
+    for key in CARRIED_OVER:
         if key in keys:
-            return hf_id
+            return LICENCES[key].hub
+    if keys == {"CC-BY-4.0"}:
+        return LICENCES["CC-BY-4.0"].hub
     return "other"
 
 
@@ -171,9 +187,13 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
     licence = hf_licence(manifest)
     reference = reference_model(base.get("reference") or "")
     front: dict[str, Any] = {
-        "base_model": base["ref"],
+        # The Hub links an adapter to its base by id: the hub repo the weights come from
+        # when known (a single file's publisher), else the reference as trained.
+        "base_model": base.get("reference") or base["ref"],
+        "base_model_relation": "adapter",
         "license": licence,
         "library_name": "diffusers",
+        "pipeline_tag": "text-to-image",
         "tags": ["text-to-image", *FAMILY_TAGS.get(style["family"], []), "lora", "diffusers",
                  "style", "style-studio", "template:sd-lora"],
         "instance_prompt": style["trigger"] or None,
@@ -207,7 +227,8 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
               "## Training data and consent", "",
               f"- Manifest sha256: `{manifest_sha256}` (manifest.json)",
               f"- Creators: {', '.join(manifest['creators']) or 'none recorded'}",
-              f"- Licences: {licence_summary(manifest)}"]
+              f"- Licences: {licence_summary(manifest)}",
+              f"- Licences as SPDX: `{spdx_expression(manifest)}`"]
     lines += [f"- Obligation: {ob}" for ob in manifest["obligations"]]
     lines += ["", "## Training", "", f"- Base model: {base['ref']} ({base['identity']})",
               f"- Seed: {manifest['seed']}; device: {manifest['device']}"]
@@ -254,7 +275,7 @@ def provenance_report(manifest: dict[str, Any], manifest_sha256: str,
     for n, image in enumerate(manifest["images"], 1):
         caption = image["caption"].replace("|", "/")
         lines.append(f"| {n} | `{image['sha256'][:16]}` | {image['creator']} | "
-                     f"{image['licence']} | {image['consent_status']} | {caption} |")
+                     f"{spdx_id(image['licence'])} | {image['consent_status']} | {caption} |")
     if manifest["excluded"]:
         lines += ["", "## Left out by the consent gate", ""]
         lines += [f"- {ex['filename'] or ex['image_id']}: {ex['reason']}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from style_studio.base.licences import STATUSES, licence_label
+from style_studio.base.licences import STATUSES, licence_label, spdx_id
 from style_studio.base.workspace import Workspace
 
 from .export import DIFFUSERS_NAME
@@ -93,7 +93,7 @@ def run_images(manifest: dict[str, Any], style_dir: Path, images: list[dict[str,
                                    or by_sha.get(item.get("sha256")))
         consent = consents.get(doc["id"], {}) if doc else {}
         thumb = style_dir / doc["thumb_path"] if doc and doc.get("thumb_path") else None
-        licence = item.get("licence", "")
+        licence = spdx_id(item.get("licence", ""))  # a manifest from before SPDX ids
         found.append(RunImage(
             sha256=item.get("sha256", ""), image_id=item.get("image_id", ""),
             caption=item.get("caption", ""), creator=item.get("creator", ""),

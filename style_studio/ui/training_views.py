@@ -20,6 +20,7 @@ from style_studio.studio import (
     TrainConfig,
     TrainingPlan,
     format_duration,
+    licence_label,
 )
 
 from .common import escape_md
@@ -113,8 +114,8 @@ def dataset_markdown(plan: TrainingPlan) -> str:
     if creators:
         lines.append("Creators: " + ", ".join(escape_md(c) for c in creators) + ".")
     if plan.licences:
-        lines.append("Licences: " + ", ".join(f"{k} ({n})" for k, n in plan.licences.items())
-                     + ".")
+        lines.append("Licences: " + ", ".join(f"{escape_md(licence_label(k))} ({n})"
+                                              for k, n in plan.licences.items()) + ".")
     for obligation in plan.obligations:
         lines.append(f"Licence terms: {escape_md(obligation)}")
     if excluded:
