@@ -30,6 +30,7 @@ from style_studio.captions.service import DEFAULT_TEMPLATE, CaptionRow, Captions
 from style_studio.captions.wording import TokenReport
 from style_studio.consent.gate import TrainingPlan
 from style_studio.consent.service import Consent
+from style_studio.credentials.verify import Verification
 from style_studio.demo import DemoStyle
 from style_studio.images.records import IngestReport
 from style_studio.images.review import FILTERS, GalleryItem
@@ -55,6 +56,7 @@ from style_studio.training.energy import EnergyReport
 from style_studio.training.records import FamilyTraining, Run
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Training
+from style_studio.training.verification import Credentials
 
 # What the UI (and a CLI) may use besides the services.
 __all__ = [
@@ -93,6 +95,7 @@ __all__ = [
     "TokenReport",
     "TrainConfig",
     "TrainingPlan",
+    "Verification",
     "describe_captioner",
     "family_training",
     "files_stamp",
@@ -156,6 +159,8 @@ class Studio:
                                  self.consent, self.base_model_for,
                                  free_captioner=self.captions.unload,
                                  torch_threads=self.config.torch_threads, limits=limits)
+        self.credentials = Credentials(self.store, self.workspace, self.styles,
+                                       self.training, self.consent)
         self.playground = Playground(self.workspace, self.jobs, self.styles, self.training,
                                      self.base_model_for,
                                      cache=shared.pipelines if shared else None, limits=limits)
@@ -207,6 +212,11 @@ class Studio:
         if real:
             return real[0].ref
         return TOY_ID if family == "sd15" else None
+
+    def verify(self, paths: list[str] | list[Path] | str | Path) -> list[str]:
+        """What a dropped image or LoRA file's Content Credentials prove, in plain lines,
+        checked against this workspace (its root, erasures, revocations and runs)."""
+        return self.credentials.describe(self.credentials.verify(paths))
 
     def discard_uploads(self, paths: list[str] | list[Path]) -> None:
         """Delete upload copies the app has read (or will not import); see Workspace."""

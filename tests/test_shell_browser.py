@@ -1,4 +1,4 @@
-"""The app opens in a real browser with five tabs, and a style can be created there."""
+"""The app opens in a real browser with six tabs, and a style can be created there."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from browser import screenshot
 from style_studio.models.toy import TOY_LABEL
 
 pytestmark = pytest.mark.browser
-TAB_LABELS = ["Images", "Captions", "Consent & licence", "Training", "Playground"]
+TAB_LABELS = ["Images", "Captions", "Consent & licence", "Training", "Playground",
+              "Verify"]
 
 
-def test_five_tabs_switch_and_a_style_is_created(app_url, page):
+def test_six_tabs_switch_and_a_style_is_created(app_url, page):
     page.goto(str(app_url))
     for label in TAB_LABELS:
         expect(page.get_by_role("tab", name=label)).to_be_visible()

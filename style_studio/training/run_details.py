@@ -6,21 +6,35 @@ client can be shown every image behind a LoRA, and the artist sees which were er
 had their consent revoked since. `run_files` and `bundle` are the files a client gets:
 both LoRA files, the model card, the provenance report and the manifest, each copied
 into the workspace's upload cache (`Workspace.browser_dir`), where erasure reaches them.
+`provenance_pack` is the client's proof: report (Markdown + printable HTML), manifest,
+ledger CSV, public certificate, C2PA manifests and a training-content summary.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import shutil
 import uuid
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from markdown_it import MarkdownIt
 
 from style_studio.base.licences import STATUSES, licence_label, spdx_id
 from style_studio.base.workspace import Workspace
+from style_studio.consent import ledger
+from style_studio.consent.gate import TrainingPlan
+from style_studio.credentials.identity import SigningIdentity, export_public_chain
 
 from .export import DIFFUSERS_NAME
+
+if TYPE_CHECKING:
+    from style_studio.consent.records import ImageConsent
 
 KOHYA_GLOB = "*.kohya.safetensors"
 BROWSER_KIND = "run-files"
@@ -185,4 +199,162 @@ def bundle(workspace: Workspace, run_id: str, run_dir: Path, name: str) -> Path 
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return target
+
+
+PACK_KIND = "provenance-packs"
+PACK_FILES = {
+    "report_md": "provenance-report.md",
+    "report_html": "provenance-report.html",
+    "manifest": "manifest.json",
+    "ledger": "ledger.csv",
+    "certificate": "public-certificate.pem",
+    "summary": "training-content-summary.md",
+}
+C2PA_FOLDER = "c2pa"
+_PRINT_CSS = ("body{font:15px/1.5 system-ui,sans-serif;max-width:60em;margin:2em auto;"
+              "color:#111}table{border-collapse:collapse;font-size:13px}"
+              "td,th{border:1px solid #999;padding:2px 6px;text-align:left}"
+              "code{font-size:12px}@media print{body{margin:0;max-width:none}}")
+
+
+def report_html(markdown_text: str, title: str) -> str:
+    """The provenance report as a printable HTML page (markdown-it-py, tables on; raw
+    HTML in the report is escaped, not passed through)."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_PRINT_CSS}</style></head>"
+            f"<body>\n{body}</body></html>\n")
+
+
+def training_content_summary(manifest: dict[str, Any], ledger_rows: int,
+                             signer: str = "") -> str:
+    """The run's training data in the shape of the EU AI Act template for the public
+    summary of training content (general information; list of data sources; data
+    processing aspects): voluntary for a personal LoRA, but the form a lawyer knows."""
+    style = manifest.get("style", {})
+    images = manifest.get("images", [])
+    excluded = manifest.get("excluded", [])
+    creators = manifest.get("creators", [])
+    licences: dict[str, int] = {}
+    for key, n in (manifest.get("licences") or {}).items():
+        licences[spdx_id(key)] = licences.get(spdx_id(key), 0) + int(n)
+    heads = Counter(part.split(":")[0].strip() for ex in excluded
+                    for part in str(ex.get("reason", "")).split("; "))
+    tdm = sum(1 for ex in excluded if "mining" in str(ex.get("reason", "")).lower())
+    erased = manifest.get("erasures") or []
+    base = manifest.get("base_model", {})
+    lines = [
+        f"# Summary of the content used to train the '{style.get('name', '')}' LoRA",
+        "",
+        "In the shape of the European Commission's template for the public summary of "
+        "training content (AI Act, Article 53(1)(d)). A personal style LoRA is not a "
+        "general-purpose AI model, so this summary is voluntary.",
+        "",
+        "## 1. General information",
+        "",
+        "### 1.1 Provider identification",
+        f"- Provider: {signer or 'the artist who trained this LoRA (see the model card)'}",
+        "",
+        "### 1.2 Model identification",
+        f"- Model: LoRA adapter, style '{style.get('name', '')}', training run "
+        f"{manifest.get('run_id', '')}, started {manifest.get('created_at', '')}",
+        f"- Base model (modified by this adapter): {base.get('ref', '')}"
+        + (f" — {base.get('identity')}" if base.get("identity") else ""),
+        "",
+        "### 1.3 Modality, size and characteristics of the training data",
+        "- Modality: images with text captions",
+        f"- Training images: {len(images)} (manifest image count "
+        f"{manifest.get('image_count', len(images))})",
+        f"- Creators: {len(creators)}",
+        "- Licences: " + (", ".join(f"{licence_label(k)} [{k}] ({n})"
+                                    for k, n in sorted(licences.items())) or "none"),
+        f"- Ledger rows (images of this run still in the workspace): {ledger_rows}",
+        "",
+        "## 2. List of data sources",
+        "",
+        "### 2.1 Publicly available datasets",
+        "- None.",
+        "",
+        "### 2.2 Private datasets obtained from third parties",
+        "- None licensed as a dataset. Images by other creators were used only under the "
+        "licence or written permission recorded per image (see ledger.csv).",
+        "",
+        "### 2.3 Data crawled and scraped from online sources",
+        "- None. Every image was added by the artist by hand.",
+        "",
+        "### 2.4 User data",
+        "- None.",
+        "",
+        "### 2.5 Synthetic data",
+        "- None.",
+        "",
+        "### 2.6 Other sources: the artist's curated set",
+        f"- {len(images)} images by {len(creators)} creator(s): "
+        + (", ".join(creators) or "none named"),
+        "",
+        "## 3. Data processing aspects",
+        "",
+        "### 3.1 Respect of reservation of rights from the text and data mining exception",
+        "- Every image passed a consent gate before training: only images with a recorded, "
+        "cleared consent and a licence that allows training were used.",
+        "- Machine-readable opt-outs found in uploaded files (IPTC `plus:DataMining`, "
+        "C2PA/CAWG training-and-data-mining assertions) prefill the consent record as "
+        "refused; only the artist's own work or written permission with evidence lifts it.",
+        f"- Images left out by the gate for this run: {len(excluded)}"
+        + (" (" + ", ".join(f"{n} {head}" for head, n in heads.items()) + ")" if heads else ""),
+        f"- Of these, refused by a text-and-data-mining reservation in the file: {tdm}",
+        "",
+        "### 3.2 Removal of illegal content",
+        "- Every image was chosen and reviewed by the artist; none was collected "
+        "automatically.",
+        "",
+        "### 3.3 Other information",
+        f"- Images erased after training (the LoRA should be retrained): {len(erased)}",
+        "- Obligations: " + ("; ".join(manifest.get("obligations") or []) or "none"),
+        "- The manifest (manifest.json) lists every image's sha256; the LoRA files carry "
+        "its hash, and their Content Credentials (c2pa/) are signed by the certificate in "
+        "public-certificate.pem.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def provenance_pack(workspace: Workspace, run_id: str, run_dir: Path, name: str, *,
+                    style: dict[str, Any], consents: list[ImageConsent], plan: TrainingPlan,
+                    identity: SigningIdentity | None) -> Path:
+    """The client's provenance pack, one zip in the upload cache (`PACK_FILES`, plus the
+    run's `.c2pa` manifests under `c2pa/`). Never holds a private key: the certificate
+    file is the public chain only."""
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    folder = workspace.browser_dir(PACK_KIND, run_id)
+    staging = folder / f".{name}.{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        report = run_dir / "provenance.md"
+        report_text = report.read_text(encoding="utf-8") if report.is_file() else ""
+        (staging / PACK_FILES["report_md"]).write_text(report_text, encoding="utf-8")
+        (staging / PACK_FILES["report_html"]).write_text(
+            report_html(report_text, f"Provenance of run {run_id}"), encoding="utf-8")
+        shutil.copyfile(run_dir / "manifest.json", staging / PACK_FILES["manifest"])
+        ledger.export(staging / PACK_FILES["ledger"], style, consents, plan)
+        if identity is not None:
+            export_public_chain(identity, staging / PACK_FILES["certificate"])
+        (staging / PACK_FILES["summary"]).write_text(
+            training_content_summary(manifest, len(consents),
+                                     identity.author if identity else ""), encoding="utf-8")
+        lora = run_dir / "lora"
+        sidecars = sorted(lora.glob("*.c2pa")) if lora.is_dir() else []
+        target = folder / f"{name}.zip"
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(staging.iterdir()):
+                    archive.write(path, f"{name}/{path.name}")
+                for path in sidecars:
+                    archive.write(path, f"{name}/{C2PA_FOLDER}/{path.name}")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.studio import Run
+from style_studio.studio import Run, StudioError
 
 from . import run_views
 from .common import UsesStudio
@@ -73,10 +73,18 @@ class RunPage(UsesStudio):
         files = studio.training.run_files(run.id)
         # The zip waits for the end: while a run trains, its files still change.
         bundle = None if run.active else studio.training.run_bundle(run.id)
+        pack = None if run.active or bundle is None else self._pack(run.id)
         downloads = [gr.update(**values)
-                     for values in run_views.download_values(files, bundle)]
+                     for values in run_views.download_values(files, bundle, pack)]
         return (run_views.summary_markdown(run, images), run_views.settings_markdown(run),
                 run_views.files_note(run, files), *downloads,
                 run_views.images_heading(images),
                 run_views.gallery_items(studio, run, images), run_views.image_rows(images))
+
+    def _pack(self, run_id: str) -> Any:
+        """The client's provenance pack; a run it cannot be made for simply offers none."""
+        try:
+            return self.studio.credentials.provenance_pack(run_id)
+        except StudioError:
+            return None
 

@@ -26,6 +26,7 @@ DOWNLOADS = (
     ("report", "Provenance report", "run-dl-report"),
     ("manifest", "Manifest (JSON)", "run-dl-manifest"),
     ("zip", "All of these (zip)", "run-dl-zip"),
+    ("pack", "Provenance pack for a client (zip)", "run-dl-pack"),
 )
 # Settings shown on the run page, in order: (field, label).
 SETTINGS = (("preset_name", "Preset"), ("max_steps", "Steps"), ("epochs", "Epochs"),
@@ -133,11 +134,14 @@ def images_heading(images: list[RunImage]) -> str:
             + (f" — {missing} no longer shown (erased or removed since)" if missing else ""))
 
 
-def download_values(files: list[RunFile], bundle: Any) -> list[dict[str, Any]]:
+def download_values(files: list[RunFile], bundle: Any,
+                    pack: Any = None) -> list[dict[str, Any]]:
     """One update per DOWNLOADS entry: the file's cache copy, or hidden when absent."""
     paths = {f.key: f.path for f in files}
     if bundle is not None:
         paths["zip"] = bundle
+    if pack is not None:
+        paths["pack"] = pack
     return [{"value": str(paths[key]), "visible": True} if key in paths
             else {"value": None, "visible": False} for key, _, _ in DOWNLOADS]
 
@@ -149,4 +153,7 @@ def files_note(run: Run | None, files: list[RunFile]) -> str:
         return ("The LoRA files appear here when the run has finished; a stopped run's "
                 "checkpoints can be tried in the Playground.")
     return ("Every file below comes from this run's folder; the zip holds them all, with "
-            "the sample pictures the model card shows.")
+            "the sample pictures the model card shows. The provenance pack is what a client "
+            "can check: the report (also as a printable page), the manifest, the ledger of "
+            "these images, your public certificate, the Content Credentials and a "
+            "training-content summary.")

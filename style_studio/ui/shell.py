@@ -20,6 +20,7 @@ from .status import status_text
 from .studios import OneStudio, StudioSource, VisitorStudios
 from .styles_panel import STYLE_PARAM, StylesPanel, style_choices
 from .training_tab import TrainingTab
+from .verify_tab import VerifyTab
 from .visitor_guard import visitor_middleware
 
 # (label, id, class): each class builds its tab when constructed with a UIContext.
@@ -29,6 +30,7 @@ TABS = (
     ("Consent & licence", "consent", ConsentTab),
     ("Training", "training", TrainingTab),
     ("Playground", "playground", PlaygroundTab),
+    ("Verify", "verify", VerifyTab),
 )
 CSS_PATH = Path(__file__).resolve().parents[2] / "assets" / "style.css"
 
