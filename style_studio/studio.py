@@ -30,6 +30,8 @@ from style_studio.captions.service import DEFAULT_TEMPLATE, CaptionRow, Captions
 from style_studio.captions.wording import TokenReport
 from style_studio.consent.gate import TrainingPlan
 from style_studio.consent.service import Consent
+from style_studio.credentials.service import Credentials
+from style_studio.credentials.sign import TrainingMining
 from style_studio.credentials.verify import Verification
 from style_studio.demo import DemoStyle
 from style_studio.images.records import IngestReport
@@ -56,7 +58,7 @@ from style_studio.training.energy import EnergyReport
 from style_studio.training.records import FamilyTraining, Run
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Training
-from style_studio.training.verification import Credentials
+from style_studio.training.verification import Verifier
 
 # What the UI (and a CLI) may use besides the services.
 __all__ = [
@@ -94,6 +96,7 @@ __all__ = [
     "StudioError",
     "TokenReport",
     "TrainConfig",
+    "TrainingMining",
     "TrainingPlan",
     "Verification",
     "describe_captioner",
@@ -155,18 +158,22 @@ class Studio:
         self.images = Images(self.store, self.workspace, self.styles, self.caption_records,
                              self.erasure, self.jobs, quota=limits)
         self.consent = Consent(self.store, self.workspace, self.erasure, self.caption_records)
+        self.credentials = Credentials(self.store, self.workspace, self.styles)
         self.training = Training(self.store, self.workspace, self.jobs, self.styles,
                                  self.consent, self.base_model_for,
                                  free_captioner=self.captions.unload,
-                                 torch_threads=self.config.torch_threads, limits=limits)
-        self.credentials = Credentials(self.store, self.workspace, self.styles,
-                                       self.training, self.consent)
+                                 torch_threads=self.config.torch_threads, limits=limits,
+                                 credentials=self.credentials)
+        self.verification = Verifier(self.store, self.workspace, self.styles, self.training,
+                                     self.consent, self.credentials)
         self.playground = Playground(self.workspace, self.jobs, self.styles, self.training,
                                      self.base_model_for,
-                                     cache=shared.pipelines if shared else None, limits=limits)
+                                     cache=shared.pipelines if shared else None, limits=limits,
+                                     credentials=self.credentials)
         self.demo = DemoStyle(self.store, self.styles, self.images, self.caption_records,
                               self.consent, self.suggested_base_model)
-        self.erasure.card_writer = self.training.rewrite_cards
+        # After a run is redacted: new cards, and its LoRAs signed again over the new bytes.
+        self.erasure.card_writer = self.training.refresh_after_erasure
         # A database restored from a backup must not bring an erased image back.
         self.store.notices.extend(self.erasure.reapply_journal())
 
@@ -216,7 +223,14 @@ class Studio:
     def verify(self, paths: list[str] | list[Path] | str | Path) -> list[str]:
         """What a dropped image or LoRA file's Content Credentials prove, in plain lines,
         checked against this workspace (its root, erasures, revocations and runs)."""
-        return self.credentials.describe(self.credentials.verify(paths))
+        return self.verification.describe(self.verification.verify(paths))
+
+    def private_paths(self) -> list[str]:
+        """Never served by the app: the database, the styles' folders and the signing
+        identity (its private keys)."""
+        workspace = self.workspace
+        return [str(workspace.db_path), str(workspace.styles_root),
+                str(workspace.credentials_dir)]
 
     def discard_uploads(self, paths: list[str] | list[Path]) -> None:
         """Delete upload copies the app has read (or will not import); see Workspace."""

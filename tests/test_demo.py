@@ -170,3 +170,18 @@ def test_script_writes_a_complete_demo_folder(tmp_path):
     loaded = DemoAssets.load(out)
     assert [p.name for p in loaded.files] == ["mauve-01.jpg", "mauve-02.jpg", "mauve-03.jpg"]
     assert all(Image.open(p).size == (64, 64) for p in loaded.files)
+
+
+def test_the_demo_ab_outputs_are_not_near_copies_of_its_artworks(assets):
+    """The near-copy guard on real A/B outputs of the demo style (the toy base's and a
+    trained LoRA's, seeds 1-8, tests/data/old-demo-*.png): none is flagged against the
+    demo's own artworks. The journey browser test checks a fresh A/B the same way."""
+    from style_studio.images.near_copy import near_copies, references
+
+    refs = references((p.stem, p.name, p) for p in assets.files)
+    strips = [Image.open(ROOT / "tests" / "data" / name).convert("RGB")
+              for name in ("old-demo-base-outputs.png", "old-demo-speckle-outputs.png")]
+    outputs = [strip.crop((160 * i, 0, 160 * (i + 1), 160))
+               for strip in strips for i in range(strip.width // 160)]
+    assert len(outputs) == 16
+    assert [near_copies(o, refs) for o in outputs] == [[]] * 16

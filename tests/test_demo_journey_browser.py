@@ -118,6 +118,11 @@ def test_demo_journey_from_fresh_workspace_to_ab(app_url, page):
     base = [p for p in outputs if "-ab-base-" in p.name]
     lora = [p for p in outputs if "-ab-lora-" in p.name]
     assert len(base) == len(lora) == AB_SEEDS
+    # The near-copy guard flags none of the demo's A/B outputs (nothing in their PNG text,
+    # no warning on the page).
+    flagged = [p.name for p in base + lora if "near_copy" in Image.open(p).text]
+    assert flagged == [], flagged
+    expect(page.locator("#pg-near-copies")).to_be_hidden()
     signature = StyleSignature.of_files(DemoAssets.load().files)
     verdict = compare_ab([Image.open(p) for p in base], [Image.open(p) for p in lora],
                          signature, list(range(1, AB_SEEDS + 1)))

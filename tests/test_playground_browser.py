@@ -56,6 +56,9 @@ def test_generate_an_image_and_see_it_with_its_settings(app_url, page, tmp_path)
     settings = page.locator("#pg-settings")
     expect(settings).to_contain_text("inkwash, a lighthouse", timeout=10_000)
     expect(settings).to_contain_text(run_id)
+    # Signed with the workspace identity, checked against its root.
+    expect(settings).to_contain_text("Content Credentials intact and trusted")
+    expect(page.locator("#pg-near-copies")).to_be_hidden()
     expect(page.locator("#pg-history img").first).to_be_visible()
     screenshot(page, "playground-generated")
 

@@ -83,7 +83,8 @@ def test_run_images_list_every_image_and_mark_erased_and_revoked(studio, trained
 def test_run_files_and_zip_are_copies_in_the_upload_cache(studio, trained):
     _, ids, run = trained
     files = studio.training.run_files(run.id)
-    assert [f.key for f in files] == ["diffusers", "kohya", "card", "report", "manifest"]
+    assert [f.key for f in files] == ["diffusers", "diffusers-c2pa", "kohya", "kohya-c2pa",
+                                      "card", "report", "manifest"]
     cache = studio.workspace.upload_cache
     originals = {"diffusers": run.run_dir / "lora" / "pytorch_lora_weights.safetensors",
                  "card": run.run_dir / "README.md", "report": run.run_dir / "provenance.md",
@@ -110,8 +111,13 @@ def test_run_files_and_zip_are_copies_in_the_upload_cache(studio, trained):
     assert not bundle.exists()
     manifest_copy = next(f.path for f in files if f.key == "manifest")
     assert not manifest_copy.exists()
+    # The LoRA's credentials quote the training set: their stale copy goes too ...
+    assert not next(f.path for f in files if f.key == "diffusers-c2pa").exists()
     fresh = {f.key: f.path for f in studio.training.run_files(run.id)}
     assert "[erased " in fresh["manifest"].read_text(encoding="utf-8")
+    # ... and they were made again over the LoRA's redacted bytes.
+    assert fresh["diffusers-c2pa"].read_bytes() == (
+        run.run_dir / "lora" / "pytorch_lora_weights.c2pa").read_bytes()
     assert json.loads(fresh["manifest"].read_text(encoding="utf-8"))["erasures"]
 
 

@@ -36,6 +36,10 @@ def test_six_tabs_switch_and_a_style_is_created(app_url, page):
     expect(page.get_by_role("option", name="Stable Diffusion 1.5")).to_contain_text(
         "not on this machine")
     page.keyboard.press("Escape")
+    # What others may do with the style's pictures: no AI training unless the artist says so.
+    expect(page.get_by_label("No: not for training AI (default)")).to_be_checked()
+    expect(page.locator("#signing-author textarea, #signing-author input").first).to_have_value(
+        "Style Studio user")
     screenshot(page, "shell-style-created")
 
     # A reload shows the same style again: the state lives in the store, not the page.

@@ -33,7 +33,7 @@ def test_a_signed_output_names_its_run_signer_and_training_set_then_erasure_and_
         studio, trained, tmp_path):
     _, ids, run = trained
     png = sign_run_and_output(studio.workspace.root, run.run_dir, run.id, tmp_path / "out.png")
-    result = studio.credentials.verify(png)
+    result = studio.verification.verify(png)
     assert result.has_credentials and result.intact and result.trusted, result.problems
     assert result.signer == SIGNER and result.run["run_id"] == run.id
     assert result.training_set is not None and len(result.training_set.image_hashes) == 4
@@ -45,7 +45,7 @@ def test_a_signed_output_names_its_run_signer_and_training_set_then_erasure_and_
 
     studio.consent.revoke(ids[1], "the client withdrew permission")
     studio.consent.erase(ids[2], "deletion request")
-    after = studio.credentials.verify(png)
+    after = studio.verification.verify(png)
     assert len(after.erased) == 1 and len(after.revoked) == 1
     text = "\n".join(studio.verify(png))
     assert "1 training image(s) erased since" in text
@@ -58,13 +58,13 @@ def test_the_run_lora_verifies_alone_through_the_workspace_copy(studio, trained,
     dropped = tmp_path / "upload" / "pytorch_lora_weights.safetensors"
     dropped.parent.mkdir()
     dropped.write_bytes((run.run_dir / "lora" / dropped.name).read_bytes())
-    result = studio.credentials.verify(dropped)
+    result = studio.verification.verify(dropped)
     assert result.kind == "LoRA" and result.trusted and result.run["run_id"] == run.id
     # Dropped with its .c2pa (each upload in a folder of its own), they are paired.
     sidecar = tmp_path / "upload2" / "pytorch_lora_weights.c2pa"
     sidecar.parent.mkdir()
     sidecar.write_bytes((run.run_dir / "lora" / sidecar.name).read_bytes())
-    paired = studio.credentials.verify([dropped, sidecar])
+    paired = studio.verification.verify([dropped, sidecar])
     assert paired.trusted and paired.training_set is not None
     with pytest.raises(InvalidInput, match="one file at a time"):
         studio.verify([dropped, sidecar, tmp_path / "out.png"])
@@ -97,7 +97,7 @@ def test_the_provenance_pack_holds_every_file_with_counts_from_the_database(
         studio, trained, tmp_path):
     _, ids, run = trained
     sign_run_and_output(studio.workspace.root, run.run_dir, run.id, tmp_path / "out.png")
-    pack = studio.credentials.provenance_pack(run.id)
+    pack = studio.verification.provenance_pack(run.id)
     assert pack.is_relative_to(studio.workspace.upload_cache)
     with zipfile.ZipFile(pack) as archive:
         names = archive.namelist()

@@ -13,7 +13,6 @@ from style_studio.base.files import sha256_file
 from style_studio.credentials.identity import signing_identity
 from style_studio.credentials.sign import LoraFacts, OutputFacts, sign_lora, sign_output
 from style_studio.training.export import DIFFUSERS_NAME
-from style_studio.training.verification import CREDENTIALS_FOLDER
 
 SIGNER = "Ana Artist"
 
@@ -22,7 +21,7 @@ def sign_run_and_output(workspace: Path, run_dir: Path, run_id: str, dest: Path,
                         style_name: str = "Test shapes") -> Path:
     """Sign the run's diffusers LoRA (a `.c2pa` beside it) and write a signed PNG made
     "with" it at `dest`; the identity is made on first use, as the app would."""
-    identity = signing_identity(workspace / CREDENTIALS_FOLDER, SIGNER)
+    identity = signing_identity(workspace / "credentials", SIGNER)  # Workspace.credentials_dir
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     lora = run_dir / "lora" / DIFFUSERS_NAME

@@ -30,7 +30,8 @@ REVOKED_FLAG = "contains data whose consent was revoked"
 # Records keyed by the image id that go with the image.
 IMAGE_TABLES = ("captions", "consents", "caption_undo")
 # Exports the app wrote into Gradio's cache that may name an image or quote its caption.
-TEXT_EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".txt", ".md")  # .jsonl: dataset metadata
+# .jsonl: dataset metadata; .c2pa: a LoRA's credentials quote creators and image hashes
+TEXT_EXPORT_SUFFIXES = (".csv", ".json", ".jsonl", ".txt", ".md", ".c2pa")
 MAX_TEXT_BYTES = 32 * 1024 * 1024
 # Shorter words are too common to search for (a caption "sea" is in many other texts).
 MIN_NEEDLE = 4
@@ -171,8 +172,9 @@ class Eraser:
         self.store = store
         self.workspace = workspace
         self.journal = ErasureJournal(workspace.erasure_journal)
-        # Rebuilds a run's model card and report from its redacted manifest; the Studio
-        # sets it to Training.rewrite_cards (training sits above this module).
+        # Rebuilds a run's model card and report from its redacted manifest and signs its
+        # redacted LoRAs again; the Studio sets it to Training.refresh_after_erasure
+        # (training and credentials sit above this module).
         self.card_writer: Callable[[str], None] | None = None
 
     def erase_image(self, image_id: str, reason: str, action: str = "image.erase",

@@ -27,6 +27,9 @@ class Style:
     family: str = "sd15"
     notes: str = ""
     base_model: str | None = None
+    # The artist's training-and-mining choice for what the style makes (CAWG values, as
+    # credentials.sign.TrainingMining.to_doc writes it); None = the default, no AI training.
+    training_mining: dict[str, str] | None = None
     created_at: str = ""
     updated_at: str = ""
 
@@ -114,9 +117,11 @@ class Styles:
         return sorted(styles, key=lambda s: s.name.lower())
 
     def update(self, style_id: str, **changes: Any) -> Style:
-        """Change name, trigger, family, notes or base_model; other keys are refused."""
+        """Change name, trigger, family, notes, base_model or training_mining (checked by
+        the credentials service before it comes here); other keys are refused."""
         cleaners = {"name": _clean_name, "trigger": _clean_trigger, "family": _clean_family,
-                    "notes": lambda v: v or "", "base_model": lambda v: v or None}
+                    "notes": lambda v: v or "", "base_model": lambda v: v or None,
+                    "training_mining": lambda v: dict(v) if v else None}
         unknown = set(changes) - set(cleaners)
         if unknown:
             raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} of a style.")

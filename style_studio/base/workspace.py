@@ -49,6 +49,11 @@ class Workspace:
         return self.root / "studio.json"
 
     @property
+    def credentials_dir(self) -> Path:
+        """The signing identity (root and signer keys): never served, zipped or erased."""
+        return self.root / "credentials"
+
+    @property
     def styles_root(self) -> Path:
         return self.root / "styles"
 

@@ -220,8 +220,14 @@ def _created(source_type: str, description: str) -> dict[str, Any]:
 
 
 def sign_output(png: Path, facts: OutputFacts, identity: SigningIdentity,
-                dest: Path | None = None) -> SignedFile:
-    """Write the XMP, then embed a signed C2PA manifest; `dest` defaults to `png` itself."""
+                dest: Path | None = None, embed_lora_manifest: bool = True) -> SignedFile:
+    """Write the XMP, then embed a signed C2PA manifest; `dest` defaults to `png` itself.
+
+    `embed_lora_manifest` False names the LoRA by its hash only, without its manifest (and
+    so without the training set's creators and image hashes): the Playground's choice,
+    since an erasure cannot reach inside outputs already handed out; a verifier finds the
+    training set through the workspace's copy of the LoRA (`WorkspaceFacts.loras`).
+    """
     png, dest = Path(png), Path(dest or png)
     xmp = AiMediaXmp(system=facts.ai_system, prompt=facts.prompt, created_at=facts.created_at,
                      data_mining=facts.training_mining.plus_data_mining())
@@ -229,7 +235,9 @@ def sign_output(png: Path, facts: OutputFacts, identity: SigningIdentity,
     ingredients, resources, lora_sha = [], {}, ""
     if facts.lora_path is not None:
         lora_sha = facts.lora_sha256 or sha256_file(facts.lora_path)
-        lora, store = _lora_ingredient(Path(facts.lora_path), lora_sha, identity)
+        lora, store = (_lora_ingredient(Path(facts.lora_path), lora_sha, identity)
+                       if embed_lora_manifest
+                       else (model_ingredient(Path(facts.lora_path).name, sha256=lora_sha), None))
         ingredients.append(lora)
         if store:
             resources[LORA_RESOURCE] = store

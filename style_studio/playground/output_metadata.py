@@ -9,7 +9,7 @@ base model, run, checkpoint and LoRA scale made it, and that it is AI-generated 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -22,8 +22,12 @@ from style_studio.credentials.xmp import SOFTWARE, XMP_KEY, AiMediaXmp, xmp_attr
 from style_studio.credentials.xmp import (  # re-exported: tests and callers name them here
     TRAINED_ALGORITHMIC_MEDIA as TRAINED_ALGORITHMIC_MEDIA,
 )
+from style_studio.images.near_copy import NearCopy
 
 _FINAL = "final"
+# The near-copy guard's finding, one line per training image ("very close to training
+# image X (...)"), and those images' ids; absent when nothing was close.
+NEAR_COPY_KEY, NEAR_COPY_IDS_KEY = "near_copy", "near_copy_images"
 
 
 @dataclass
@@ -126,6 +130,28 @@ def png_bytes(image: Image.Image, settings: OutputSettings,
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def near_copy_chunks(hits: list[NearCopy]) -> dict[str, str]:
+    """The PNG text chunks recording the near-copy guard's finding ({} when none).
+
+    The training image is named by its internal id, not its file name: an erasure
+    cannot rewrite outputs, and a file name can be personal (`near_copy_names` puts the
+    names back for the artist while the images exist)."""
+    if not hits:
+        return {}
+    return {NEAR_COPY_KEY: "\n".join(replace(h, filename=f"id {h.image_id}").describe()
+                                     for h in hits),
+            NEAR_COPY_IDS_KEY: " ".join(h.image_id for h in hits)}
+
+
+def near_copy_lines(chunks: dict[str, str], names: dict[str, str]) -> list[str]:
+    """The recorded near-copy lines, each training image named by its file name when
+    `names` (image id -> file name) still has it, else "an image erased since"."""
+    lines = [line for line in chunks.get(NEAR_COPY_KEY, "").splitlines() if line]
+    ids = chunks.get(NEAR_COPY_IDS_KEY, "").split()
+    return [line.replace(f"id {image_id}", names.get(image_id, "(an image erased since)"))
+            for line, image_id in zip(lines, ids, strict=False)]
 
 
 def output_filename(settings: OutputSettings) -> str:

@@ -57,9 +57,20 @@ class RunChoice:
 
 
 @dataclass
+class NearCopyMark:
+    """An output found very close to a training image: its name, the measures in words, and
+    its thumbnail (None when the job did not record it, or the image was erased since)."""
+
+    filename: str
+    description: str
+    thumb: Path | None = None
+
+
+@dataclass
 class Output:
     """One saved image and the settings read back from its own PNG."""
 
     path: Path
     settings: OutputSettings
     label: str = ""
+    near_copies: list[NearCopyMark] = field(default_factory=list)

@@ -12,6 +12,7 @@ family says which (`SamplingDefaults`), so this module never branches on family 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,15 +28,27 @@ from style_studio.base.jobs import Job, JobContext, JobRunner
 from style_studio.base.limits import DemoLimits, LimitReached
 from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
+from style_studio.credentials.service import Credentials
+from style_studio.credentials.sign import OutputFacts, sign_output
+from style_studio.images.near_copy import NearCopy, Reference, near_copies, references
 from style_studio.images.style_signature import StyleComparison, compare_ab
+from style_studio.training.checkpoints import DIFFUSERS_NAME
 from style_studio.training.records import Run
 from style_studio.training.service import Training
 
 from .conventions import SamplingDefaults, conventions_for, native_size, prompt_arguments
 from .grids import GridLayout, compose_grid
-from .output_metadata import OutputSettings, read_settings, save_output
+from .output_metadata import (
+    NEAR_COPY_KEY,
+    OutputSettings,
+    near_copy_chunks,
+    near_copy_lines,
+    read_chunks,
+    read_settings,
+    save_output,
+)
 from .pipeline_cache import LoraSource, PipelineCache
-from .records import GenerateRequest, Output, RunCheckpoint, RunChoice
+from .records import GenerateRequest, NearCopyMark, Output, RunCheckpoint, RunChoice
 
 JOB_KIND = "generate"
 DEFAULT_SUBJECT = "a lighthouse on a rocky coast at dusk"
@@ -116,7 +129,9 @@ class Playground:
 
     def __init__(self, workspace: Workspace, jobs: JobRunner, styles: Styles,
                  training: Training, base_model_for: Callable[[Style], str],
-                 cache: PipelineCache | None = None, limits: DemoLimits | None = None):
+                 cache: PipelineCache | None = None, limits: DemoLimits | None = None,
+                 credentials: Credentials | None = None):
+        """`credentials` signs every PNG written (None: outputs carry XMP only)."""
         self.workspace = workspace
         self.jobs = jobs
         self.styles = styles
@@ -124,6 +139,11 @@ class Playground:
         self.base_model_for = base_model_for
         self.cache = cache or PipelineCache(workspace.models_dir)
         self.limits = limits
+        self.credentials = credentials
+        # The near-copy guard's references, built once per run (and again only when the
+        # run's training images still present change, e.g. after an erasure).
+        self._references: dict[str, tuple[frozenset[str], list[Reference],
+                                          dict[str, str]]] = {}
 
     # ------------------------------------------------------------------ choices
     def default_request(self, style_id: str) -> GenerateRequest:
@@ -303,26 +323,57 @@ class Playground:
                               "time; later switches are quick)")
         style_dir = self.workspace.style_dir(plan.request.style_id)
         outputs_dir = self.workspace.outputs_dir(plan.request.style_id)
-        saved: list[dict[str, str]] = []
+        saved: list[dict[str, Any]] = []
         images = []
         first: OutputSettings | None = None
+        refs, thumbs = self._run_references(plan.run.id) if plan.run else ([], {})
+        signer = _Signer(self.credentials, plan, self.styles)
         for index, cell in enumerate(cells):
             ctx.check_cancelled()
             image, settings = self._render_cell(ctx, plan, cell, index, len(cells))
-            path = save_output(image, settings, outputs_dir)
-            saved.append({"file": path.relative_to(style_dir).as_posix(), "label": cell.label})
+            hits = near_copies(image.convert("RGB"), refs) if refs else []
+            # Recorded in the PNG before it is signed, so the credentials cover it too.
+            path = save_output(image, settings, outputs_dir, near_copy_chunks(hits))
+            signer.sign(path, settings, cell.checkpoint)
+            entry: dict[str, Any] = {"file": path.relative_to(style_dir).as_posix(),
+                                     "label": cell.label}
+            if hits:
+                entry["near_copies"] = [_hit_entry(h, thumbs, style_dir) for h in hits]
+            saved.append(entry)
             images.append(image)
             first = first or settings
         result: dict[str, Any] = {"mode": mode, "outputs": saved}
         if layout is not None and first is not None:
             result["grid"] = self._save_grid(plan, layout, images, saved, first)
+            signer.sign(style_dir / result["grid"]["file"], first, plan.checkpoint)
+        warnings = []
         if plan.run and ERASED_FLAG in plan.run.flags:
-            result["warning"] = ("This run was trained on images that have since been erased "
-                                 "on request; retrain before sharing anything it makes.")
+            warnings.append("This run was trained on images that have since been erased "
+                            "on request; retrain before sharing anything it makes.")
+        flagged = sum(1 for item in saved if item.get("near_copies"))
+        if flagged:
+            warnings.append(f"{flagged} image(s) came out very close to a training image "
+                            "(marked below): a style LoRA should not copy its pictures.")
+        warnings += signer.problems()
+        if warnings:
+            result["warning"] = " ".join(warnings)
         if self._training_waiting():
             self.release()  # the queued training needs the memory more than our cache
         ctx.progress(1.0, f"Saved {len(saved)} image(s) in outputs/")
         return result
+
+    def _run_references(self, run_id: str) -> tuple[list[Reference], dict[str, str]]:
+        """The run's training images as the near-copy guard compares them (cached per run),
+        and each one's thumbnail (relative to the style folder) by image id."""
+        files = self.training.training_image_files(run_id)
+        key = frozenset(image.image_id for image, _ in files)
+        cached = self._references.get(run_id)
+        if cached is None or cached[0] != key:
+            refs = references((image.image_id, image.filename or image.image_id, path)
+                              for image, path in files)
+            thumbs = {image.image_id: str(image.thumb) for image, _ in files if image.thumb}
+            cached = self._references[run_id] = (key, refs, thumbs)
+        return cached[1], cached[2]
 
     def _training_waiting(self) -> bool:
         return any(job.status == "queued" and "train" in job.kind
@@ -393,7 +444,7 @@ class Playground:
             return []
         style_dir = self.workspace.style_dir(job.style_id)
         return [Output(style_dir / item["file"], read_settings(style_dir / item["file"]),
-                       item.get("label", ""))
+                       item.get("label", ""), _marks(item.get("near_copies"), style_dir))
                 for item in job.result.get("outputs", []) if (style_dir / item["file"]).is_file()]
 
     def style_comparison(self, job_id: str) -> StyleComparison | None:
@@ -428,12 +479,25 @@ class Playground:
         found: list[Output] = []
         for path in sorted(folder.glob("*.png"), reverse=True) if folder.is_dir() else []:
             try:
-                found.append(Output(path, read_settings(path)))
+                found.append(self.output_at(path))
             except InvalidInput:
                 continue
             if len(found) >= limit:
                 break
         return found
+
+    def output_at(self, path: Path) -> Output:
+        """One saved output read from its own PNG: settings and any near-copy finding."""
+        settings = read_settings(Path(path))
+        chunks = read_chunks(Path(path))
+        names: dict[str, str] = {}
+        # (a run deleted since leaves the ids unnamed)
+        with contextlib.suppress(NotFound):
+            if chunks.get(NEAR_COPY_KEY) and settings.run_id:
+                names = {i.image_id: i.filename for i in self.training.run_images(
+                    settings.run_id) if i.filename}
+        marks = [NearCopyMark("", line) for line in near_copy_lines(chunks, names)]
+        return Output(Path(path), settings, near_copies=marks)
 
     def settings_of(self, path: Path) -> GenerateRequest:
         """"Use these settings again": the request that made `path`, from its own PNG."""
@@ -468,6 +532,74 @@ class Playground:
         """The newest playground job of the style, so a reloaded page reattaches to it."""
         jobs = self.jobs.list(style_id=style_id, kind=JOB_KIND, limit=1)
         return jobs[0] if jobs else None
+
+
+class _Signer:
+    """Signs one job's PNGs with the workspace identity; a failure keeps the image and
+    says why, once, in words."""
+
+    def __init__(self, credentials: Credentials | None, plan: _Plan, styles: Styles):
+        self.credentials = credentials
+        self.plan = plan
+        self.styles = styles
+        self.failed: list[str] = []
+        self.reason = ""
+        self._ready: tuple[Any, Any, str] | None = None
+
+    def _prepare(self) -> tuple[Any, Any, str]:
+        if self._ready is None:
+            assert self.credentials is not None
+            style_id = self.plan.request.style_id
+            self._ready = (self.credentials.identity(),
+                           self.credentials.training_mining(style_id),
+                           self.styles.get(style_id).name)
+        return self._ready
+
+    def sign(self, path: Path, settings: OutputSettings,
+             checkpoint: RunCheckpoint | None) -> None:
+        if self.credentials is None:
+            return
+        try:
+            identity, mining, style_name = self._prepare()
+            uses_lora = checkpoint is not None and settings.run_id is not None
+            sign_output(path, OutputFacts(
+                prompt=settings.prompt, base_model=settings.base_model,
+                base_model_identity=settings.base_model_identity,
+                lora_path=checkpoint.lora_dir / DIFFUSERS_NAME if uses_lora and checkpoint
+                else None,
+                lora_sha256=settings.lora_sha256 or "" if uses_lora else "",
+                run_id=settings.run_id or "", checkpoint=settings.checkpoint_label,
+                lora_scale=settings.lora_scale, manifest_sha256=settings.manifest_sha256 or "",
+                style_name=style_name, training_mining=mining,
+                created_at=settings.created_at), identity,
+                # the training set (creators, image hashes) stays out of the picture: an
+                # erasure could not reach it there; verification finds it via the LoRA
+                embed_lora_manifest=False)
+        except Exception as exc:  # never lose the output over its signature
+            self.failed.append(path.name)
+            self.reason = self.reason or " ".join(str(exc).split())[:200]
+
+    def problems(self) -> list[str]:
+        if not self.failed:
+            return []
+        return [f"{len(self.failed)} image(s) were saved but not signed with your Content "
+                f"Credentials ({self.reason}); they still carry their settings and XMP."]
+
+
+def _hit_entry(hit: NearCopy, thumbs: dict[str, str], style_dir: Path) -> dict[str, str]:
+    thumb = thumbs.get(hit.image_id, "")
+    return {"image_id": hit.image_id, "filename": hit.filename, "text": hit.describe(),
+            "thumb": Path(thumb).relative_to(style_dir).as_posix() if thumb else ""}
+
+
+def _marks(items: list[dict[str, str]] | None, style_dir: Path) -> list[NearCopyMark]:
+    """A job's near-copy entries as the UI shows them (a thumbnail erased since is left out)."""
+    marks = []
+    for item in items or []:
+        thumb = style_dir / item["thumb"] if item.get("thumb") else None
+        marks.append(NearCopyMark(item.get("filename", ""), item.get("text", ""),
+                                  thumb if thumb and thumb.is_file() else None))
+    return marks
 
 
 def _open_rgb(path: Path) -> Image.Image:

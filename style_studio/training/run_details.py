@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from style_studio.consent.records import ImageConsent
 
 KOHYA_GLOB = "*.kohya.safetensors"
+LORA_KEYS = ("diffusers", "kohya")
+SIDECAR_SUFFIX = ".c2pa"  # credentials.sign's name for a LoRA's Content Credentials
 BROWSER_KIND = "run-files"
 # Compressing safetensors gains little and costs seconds on a large LoRA.
 _STORED_SUFFIXES = (".safetensors", ".png")
@@ -85,7 +87,7 @@ class RunImage:
 class RunFile:
     """A file of a run that the run page offers for download."""
 
-    key: str  # diffusers | kohya | card | report | manifest
+    key: str  # diffusers | kohya (| diffusers-c2pa | kohya-c2pa) | card | report | manifest
     label: str
     path: Path
 
@@ -132,8 +134,22 @@ def run_files(run_dir: Path) -> list[RunFile]:
         ("report", "Provenance report", run_dir / "provenance.md"),
         ("manifest", "Manifest (JSON)", run_dir / "manifest.json"),
     ]
-    return [RunFile(key, label, path) for key, label, path in candidates
-            if path is not None and path.is_file()]
+    found = [RunFile(key, label, path) for key, label, path in candidates
+             if path is not None and path.is_file()]
+    # Each LoRA's Content Credentials, right after it (once the run's LoRAs are signed).
+    signed = []
+    for item in found:
+        signed.append(item)
+        sidecar = lora_sidecar_of(item.path)
+        if item.key in LORA_KEYS and sidecar.is_file():
+            signed.append(RunFile(f"{item.key}-c2pa", f"Content Credentials of the "
+                                  f"{item.label} ({sidecar.name})", sidecar))
+    return signed
+
+
+def lora_sidecar_of(lora: Path) -> Path:
+    """`x.safetensors` -> `x.c2pa`: where a LoRA's signed manifest sits."""
+    return Path(lora).with_suffix(SIDECAR_SUFFIX)
 
 
 def files_stamp(run_dir: Path) -> float:

@@ -32,6 +32,8 @@ from style_studio.base.styles import Style, Styles
 from style_studio.base.workspace import Workspace
 from style_studio.consent.gate import TrainingPlan
 from style_studio.consent.service import Consent
+from style_studio.credentials.service import Credentials, remember_lora_hash
+from style_studio.credentials.sign import LoraFacts, sign_lora
 from style_studio.images.style_signature import StyleSignature
 from style_studio.models.devices import pick_device
 from style_studio.models.loading import describe_source, model_identity, reference_repo
@@ -49,7 +51,16 @@ from .provenance import (
     write_manifest,
 )
 from .records import Checkpoint, Run, Sample
-from .run_details import RunFile, RunImage, browser_files, bundle, run_files, run_images
+from .run_details import (
+    LORA_KEYS,
+    RunFile,
+    RunImage,
+    browser_files,
+    bundle,
+    lora_sidecar_of,
+    run_files,
+    run_images,
+)
 from .sampling import SCORES_NAME, SIGNATURE_NAME, sample_name
 from .trainer import Trainer, TrainSpec
 
@@ -63,10 +74,12 @@ class Training:
     def __init__(self, store: Store, workspace: Workspace, jobs: JobRunner, styles: Styles,
                  consent: Consent, base_model_for: Callable[[Style], str],
                  free_captioner: Callable[[], object] | None = None,
-                 torch_threads: int | None = None, limits: DemoLimits | None = None):
+                 torch_threads: int | None = None, limits: DemoLimits | None = None,
+                 credentials: Credentials | None = None):
         """`base_model_for` resolves a style's base model (its own, the app's default, or
         the family's tiny model); `free_captioner` gives the captioning model's memory back
-        before a run; `torch_threads` is the launch setting (else the environment's)."""
+        before a run; `torch_threads` is the launch setting (else the environment's);
+        `credentials` signs a finished run's LoRA files (None: they stay unsigned)."""
         self.store = store
         self.workspace = workspace
         self.jobs = jobs
@@ -76,6 +89,7 @@ class Training:
         self.free_captioner = free_captioner
         self.torch_threads = torch_threads
         self.limits = limits
+        self.credentials = credentials
         self._mark_interrupted()
 
     # -- reading --------------------------------------------------------------------------
@@ -123,6 +137,22 @@ class Training:
                           self.store.find("images", style_id=run.style_id),
                           {c["id"]: c for c in self.store.find("consents",
                                                                style_id=run.style_id)})
+
+    def training_image_files(self, run_id: str) -> list[tuple[RunImage, Path]]:
+        """The run's training images still in the style, each with its stored file (what
+        the Playground's near-copy guard compares outputs with)."""
+        run = self.get_run(run_id)
+        docs = self.store.find("images", style_id=run.style_id)
+        by_id = {d["id"]: d for d in docs}
+        by_sha = {d.get("sha256"): d for d in docs}
+        style_dir = self.workspace.style_dir(run.style_id)
+        found = []
+        for image in self.run_images(run_id):
+            doc = by_id.get(image.image_id) or by_sha.get(image.sha256)
+            path = style_dir / doc["stored_path"] if doc and doc.get("stored_path") else None
+            if image.exists and path is not None and path.is_file():
+                found.append((image, path))
+        return found
 
     def run_files(self, run_id: str) -> list[RunFile]:
         """The run's files for download (LoRAs, card, report, manifest), as copies in the
@@ -340,8 +370,12 @@ class Training:
             self.store.update("runs", run_id, total_steps=trainer.total_steps, step=trainer.step)
             outcome = trainer.run()
             status = "done"
-            return {"run_id": run_id, "step": outcome.step, "cache_hits": outcome.cache_hits,
-                    "cache_misses": outcome.cache_misses}
+            unsigned = self.sign_loras(run_id)
+            result = {"run_id": run_id, "step": outcome.step, "cache_hits": outcome.cache_hits,
+                      "cache_misses": outcome.cache_misses}
+            if unsigned:
+                result["warning"] = " ".join(unsigned)
+            return result
         except JobCancelled:
             status = "cancelled"
             raise
@@ -402,6 +436,50 @@ class Training:
         except (OSError, ValueError, StudioError):
             return  # no manifest yet (nothing written to redact) or the style is gone
         self._write_cards(run.run_dir, manifest, run.manifest_sha256, style, outcome)
+
+    def refresh_after_erasure(self, run_id: str) -> None:
+        """The erasure's hook once it has redacted a run: rebuild the cards, and sign the
+        redacted LoRA files again so their credentials match their bytes (and list the
+        erased image as erased)."""
+        self.rewrite_cards(run_id)
+        try:
+            signed_before = any(lora_sidecar_of(f.path).is_file()
+                                for f in run_files(self.get_run(run_id).run_dir))
+        except StudioError:
+            return
+        if signed_before:
+            self.sign_loras(run_id)
+
+    def sign_loras(self, run_id: str) -> list[str]:
+        """Sign both LoRA files of a run (a `.c2pa` beside each, bound to its bytes, with
+        the training set and the style's training-mining choice). Never fails the run:
+        returns what could not be signed, in words ([] when all went well)."""
+        if self.credentials is None:
+            return []
+        run = self.get_run(run_id)
+        manifest = self._read_manifest(run)
+        loras = [f.path for f in run_files(run.run_dir) if f.key in LORA_KEYS]
+        if manifest is None or not loras:
+            return []
+        try:
+            identity = self.credentials.identity()
+            facts = LoraFacts.from_manifest(manifest, run.manifest_sha256,
+                                            self.credentials.training_mining(run.style_id))
+        except (StudioError, OSError, ValueError) as exc:
+            return [f"The LoRA files are saved but not signed: {exc}"]
+        problems = []
+        for path in loras:
+            try:
+                signed = sign_lora(path, facts, identity)
+            except Exception as exc:  # c2pa errors have no common base we can name here
+                problems.append(f"{path.name} is saved but not signed "
+                                f"({' '.join(str(exc).split())[:200]}).")
+            else:
+                remember_lora_hash(run.run_dir, signed.sha256, path.name)
+        if problems:
+            self.store.audit("credentials.unsigned", run.style_id, run_id=run_id,
+                             problems=problems)
+        return problems
 
     def _final_samples(self, run_dir: Path, manifest: dict[str, Any]) -> list[tuple[str, str]]:
         folder = run_dir / "samples"

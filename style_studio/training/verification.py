@@ -1,12 +1,10 @@
 """Verify a file against this workspace, and hand a client the proof of a run.
 
-`Credentials` gathers what the workspace knows now (its trust anchor, erased images from
-the erasure journal, revoked consents, the LoRA files of its runs) as the plain
-`WorkspaceFacts` that `credentials.verify_file` takes, refuses input that cannot carry
-credentials in plain words, and builds a run's provenance pack (`run_details.provenance_pack`).
-
-The signing identity lives in `<workspace>/credentials/` (`CREDENTIALS_FOLDER`): the
-Playground and the trainer's export sign with `signing_identity(credentials_dir, author)`.
+`Verifier` checks what an artist drops (an image, a LoRA, a LoRA with its `.c2pa`) against
+what the workspace knows now (`credentials.Credentials.workspace_facts`: its trust anchor,
+erased images, revoked consents, the LoRA files of its runs), refuses input that cannot
+carry credentials in plain words, and builds a run's provenance pack
+(`run_details.provenance_pack`). The signing identity lives in `Workspace.credentials_dir`.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from style_studio.base.erasure_journal import ErasureJournal
 from style_studio.base.errors import InvalidInput, NotFound, StudioError
 from style_studio.base.files import sha256_file, slug
 from style_studio.base.store import Store
@@ -24,13 +21,13 @@ from style_studio.base.units import human_size
 from style_studio.base.workspace import Workspace
 from style_studio.consent.service import Consent
 from style_studio.credentials.identity import SigningIdentity, signers, trust_anchor
+from style_studio.credentials.service import Credentials
 from style_studio.credentials.sign import SIDECAR_SUFFIX, lora_sidecar
 from style_studio.credentials.verify import Verification, WorkspaceFacts, verify_file
 
 from .run_details import provenance_pack
 from .service import Training
 
-CREDENTIALS_FOLDER = "credentials"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".avif", ".gif")
 LORA_SUFFIX = ".safetensors"
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
@@ -38,71 +35,27 @@ MAX_LORA_BYTES = 4 * 1024 * 1024 * 1024
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 
 
-class Credentials:
-    """Verification against the workspace, and the client provenance pack of a run."""
+class Verifier:
+    """Verification of dropped files against the workspace (the facts come from
+    `credentials.Credentials`), and the client provenance pack of a run."""
 
     def __init__(self, store: Store, workspace: Workspace, styles: Styles,
-                 training: Training, consent: Consent):
+                 training: Training, consent: Consent, credentials: Credentials):
         self.store = store
         self.workspace = workspace
         self.styles = styles
         self.training = training
         self.consent = consent
-        # LoRA sha256 by (path, size, mtime): a large LoRA is hashed once, not per check.
-        self._lora_hashes: dict[tuple[str, int, int], str] = {}
+        self.credentials = credentials
 
     @property
     def folder(self) -> Path:
         """Where the workspace's signing identity lives (made on first signature)."""
-        return self.workspace.root / CREDENTIALS_FOLDER
+        return self.workspace.credentials_dir
 
-    # -- what the workspace knows ----------------------------------------------------------
     def facts(self) -> WorkspaceFacts:
         """Trust anchor, erased and revoked images (sha256 -> date), LoRA files by sha256."""
-        try:
-            anchor = trust_anchor(self.folder)
-        except NotFound:
-            anchor = ""
-        return WorkspaceFacts(trust_anchors_pem=anchor, erased=self._erased(),
-                              revoked=self._revoked(), loras=self._loras())
-
-    def _erased(self) -> dict[str, str]:
-        erased: dict[str, str] = {}
-        for entry in ErasureJournal(self.workspace.erasure_journal).entries():
-            for sha in entry.hashes:
-                erased.setdefault(sha, entry.date)
-        return erased
-
-    def _revoked(self) -> dict[str, str]:
-        revoked: dict[str, str] = {}
-        for doc in self.store.find("consents", status="revoked"):
-            image = self.store.get("images", doc["id"])
-            if image and image.get("sha256"):
-                when = str(doc.get("date") or doc.get("updated_at") or "")[:10]
-                revoked[image["sha256"]] = when
-        return revoked
-
-    def _loras(self) -> dict[str, Path]:
-        loras: dict[str, Path] = {}
-        for doc in self.store.all("runs"):
-            folder = self.workspace.run_dir(doc["style_id"], doc["id"]) / "lora"
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob(f"*{LORA_SUFFIX}")):
-                sha = self._lora_sha(path)
-                if sha:
-                    loras.setdefault(sha, path)
-        return loras
-
-    def _lora_sha(self, path: Path) -> str:
-        try:
-            stat = path.stat()
-        except OSError:
-            return ""
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._lora_hashes:
-            self._lora_hashes[key] = sha256_file(path)
-        return self._lora_hashes[key]
+        return self.credentials.workspace_facts()
 
     # -- verify ----------------------------------------------------------------------------
     def verify(self, paths: list[str] | list[Path] | str | Path) -> Verification:

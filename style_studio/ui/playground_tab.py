@@ -20,7 +20,6 @@ from style_studio.studio import (
     Output,
     SamplingDefaults,
     Studio,
-    read_settings,
 )
 
 from . import training_views
@@ -71,7 +70,8 @@ def to_request(style_id: str | None, run: str | None, checkpoint: str | None, sc
         height=int(height) if height else None, count=int(count), lora_scale=float(scale))
 
 
-def settings_markdown(output: Output) -> str:
+def settings_markdown(output: Output, credentials: str = "") -> str:
+    """The selected image's settings, its Content Credentials and any near-copy finding."""
     s = output.settings
     rows = [("Prompt", s.prompt), ("Negative prompt", s.negative_prompt or "—"),
             ("Seed", s.seed), ("Steps", s.steps), ("Guidance", f"{s.guidance:g}"),
@@ -80,6 +80,8 @@ def settings_markdown(output: Output) -> str:
             ("Checkpoint", s.checkpoint_label or "—"),
             ("LoRA scale", "—" if s.lora_scale is None else f"{s.lora_scale:g}"),
             ("Dataset manifest sha256", s.manifest_sha256 or "—"), ("File", output.path.name)]
+    rows += [("Content Credentials", credentials)] if credentials else []
+    rows += [("⚠ Near copy", mark.description) for mark in output.near_copies]
     body = "\n".join(f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows)
     return f"**Settings of the selected image**\n\n| | |\n|---|---|\n{body}"
 
@@ -177,6 +179,12 @@ class PlaygroundTab(Tab):
         self.output = gr.Gallery(label="Output", columns=4, height=420, object_fit="contain",
                                  fit_columns=False, elem_id="pg-output")
         self.style_line = gr.Markdown(elem_id="pg-style")
+        with gr.Column(visible=False, elem_id="pg-near-copies") as self.near_box:
+            self.near_text = gr.Markdown(elem_id="pg-near-copy-text")
+            self.near_pairs = gr.Gallery(label="Output beside the training image it is very "
+                                               "close to", columns=2, height=260,
+                                         object_fit="contain", allow_preview=False,
+                                         elem_id="pg-near-copy-pairs")
         with gr.Row():
             self.settings = gr.Markdown(elem_id="pg-settings")
             self.reuse_btn = gr.Button("Use these settings again", elem_id="pg-reuse", scale=0)
@@ -208,7 +216,25 @@ class PlaygroundTab(Tab):
 
     def gallery(self, outputs: list[Output]) -> list[tuple[str, str]]:
         return [(self.served(o.path),
-                 (o.label + " · " if o.label else "") + o.settings.summary()) for o in outputs]
+                 ("⚠ very close to a training image · " if o.near_copies else "")
+                 + (o.label + " · " if o.label else "") + o.settings.summary())
+                for o in outputs]
+
+    def near_copy_views(self, outputs: list[Output]) -> tuple[Any, str, list[tuple[str, str]]]:
+        """Flagged outputs: a line each, and each beside its training image's thumbnail."""
+        lines, pairs = [], []
+        for number, output in enumerate(outputs, start=1):
+            name = f"Image {number}" + (f" ({output.label})" if output.label else "")
+            for mark in output.near_copies:
+                lines.append(f"- **{name}**: {mark.description}")
+                if mark.thumb is not None:
+                    pairs += [(self.served(output.path), name),
+                              (self.served(mark.thumb), f"Training image {mark.filename}")]
+        if not lines:
+            return gr.update(visible=False), "", []
+        text = ("**⚠ Very close to a training image.** A style LoRA should learn a look, not "
+                "copy pictures; do not share these as new work:\n" + "\n".join(lines))
+        return gr.update(visible=True), text, pairs
 
     def run_updates(self, style_id: str | None, keep_run: str | None = None) -> tuple[Any, ...]:
         """Run choices (plus "base model only"), the checkpoint list and the hint."""
@@ -318,7 +344,7 @@ class PlaygroundTab(Tab):
         job = self.playground.latest_job(style_id) if style_id else None
         text = job_status(self.studio, job)
         if job is None or not job.finished or job.id == shown_id:
-            return text, *(gr.update(),) * 7, shown_id
+            return text, *(gr.update(),) * 10, shown_id
         outputs = self.playground.outputs(job.id)
         grid = self.playground.grid_path(job.id)
         items = ([(self.served(grid), "Grid")] if grid else []) + self.gallery(outputs)
@@ -326,7 +352,8 @@ class PlaygroundTab(Tab):
         hint_text = "Select an image to see its settings." if items else ""
         comparison = self.playground.style_comparison(job.id)
         return (text, items, paths, *self.history_update(style_id), hint_text,
-                comparison.summary() if comparison else "", None, job.id)
+                comparison.summary() if comparison else "", *self.near_copy_views(outputs),
+                None, job.id)
 
     def select(self, paths: list[str], evt: gr.SelectData) -> tuple[Any, str | None]:
         index = evt.index if isinstance(evt.index, int) else -1
@@ -335,7 +362,9 @@ class PlaygroundTab(Tab):
         path = Path(paths[index])
         if path.parent.name == "grids":
             return "A grid compares images: select one of them for its settings.", None
-        return settings_markdown(Output(path, read_settings(path))), str(path)
+        verification = self.studio.credentials.verify(path)
+        return (settings_markdown(self.playground.output_at(path), verification.headline()),
+                str(path))
 
     def reuse(self, path: str | None, style_id: str | None) -> tuple[Any, ...]:
         if not path:
@@ -393,7 +422,8 @@ class PlaygroundTab(Tab):
         self.cancel_btn.click(guard(self.cancel), ctx.style, self.status)
         self.timer.tick(self.tick, [ctx.style, self.shown],
                         [self.status, self.output, self.output_paths, *history_outputs,
-                         self.settings, self.style_line, self.selected, self.shown],
+                         self.settings, self.style_line, self.near_box, self.near_text,
+                         self.near_pairs, self.selected, self.shown],
                         show_progress="hidden")
         self.output.select(guard(self.select), self.output_paths, [self.settings, self.selected])
         self.history.select(guard(self.select), self.history_paths,

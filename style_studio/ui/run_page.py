@@ -84,7 +84,7 @@ class RunPage(UsesStudio):
     def _pack(self, run_id: str) -> Any:
         """The client's provenance pack; a run it cannot be made for simply offers none."""
         try:
-            return self.studio.credentials.provenance_pack(run_id)
+            return self.studio.verification.provenance_pack(run_id)
         except StudioError:
             return None
 

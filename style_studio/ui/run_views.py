@@ -22,6 +22,9 @@ IMAGE_WIDTHS = ["4%", "12%", "13%", "14%", "9%", "9%", "39%"]
 DOWNLOADS = (
     ("diffusers", "LoRA (diffusers)", "run-dl-diffusers"),
     ("kohya", "LoRA (kohya: A1111, ComfyUI, Forge)", "run-dl-kohya"),
+    ("diffusers-c2pa", "Content Credentials of the diffusers LoRA (.c2pa)",
+     "run-dl-diffusers-c2pa"),
+    ("kohya-c2pa", "Content Credentials of the kohya LoRA (.c2pa)", "run-dl-kohya-c2pa"),
     ("card", "Model card (README.md)", "run-dl-card"),
     ("report", "Provenance report", "run-dl-report"),
     ("manifest", "Manifest (JSON)", "run-dl-manifest"),

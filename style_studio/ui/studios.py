@@ -43,9 +43,8 @@ class OneStudio:
         return self.studio
 
     def private_paths(self) -> list[str]:
-        """Never served: the database and the styles' folders."""
-        workspace = self.studio.workspace
-        return [str(workspace.root / "studio.json"), str(workspace.styles_root)]
+        """Never served: the database, the styles' folders and the signing keys."""
+        return self.studio.private_paths()
 
 
 class VisitorStudios:

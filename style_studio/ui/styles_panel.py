@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from style_studio.studio import TRAINABLE_FAMILIES, Studio
+from style_studio.studio import TRAINABLE_FAMILIES, Studio, TrainingMining
 
 from .common import UsesStudio, guard
 from .studios import StudioSource
@@ -25,6 +25,33 @@ KEEP_STYLE_IN_URL = f"""(styleId) => {{
   }}
   return [];
 }}"""
+# The style's training-and-mining choice in plain words (CAWG values underneath).
+MINING_CHOICES = [("No: not for training AI (default)", "no"),
+                  ("Only with my permission", "ask"),
+                  ("Yes: AI training is allowed", "yes")]
+MINING_INFO = ("Written, signed, into every picture and LoRA this style makes, so tools and "
+               "people can see what you allow.")
+
+
+def mining_choice(mining: TrainingMining) -> tuple[str, str]:
+    """A style's stored choice as the radio's value and the constraint text."""
+    if mining.ai_training == "allowed":
+        return "yes", ""
+    if mining.ai_training == "constrained":
+        return "ask", mining.constraint_info
+    return "no", ""
+
+
+def mining_from_choice(choice: str | None, how_to_ask: str) -> TrainingMining:
+    """The radio's value (and how to ask, for "only with my permission") as CAWG values."""
+    if choice == "yes":
+        return TrainingMining(ai_training="allowed", ai_generative_training="allowed")
+    if choice == "ask":
+        return TrainingMining(ai_training="constrained", ai_generative_training="constrained",
+                              constraint_info=how_to_ask)
+    return TrainingMining()
+
+
 DEMO_OFFER = ("**New here?** Open the demo style: artworks generated in code (the project's "
               "own CC0 work) with approved captions and cleared consent, ready to train in a "
               "few minutes on the built-in toy model — no GPU or network needed.")
@@ -114,6 +141,17 @@ class StylesPanel(UsesStudio):
             self.base_detail = gr.Markdown(elem_id="base-model-detail")
         self.edit_notes = gr.Textbox(label="Notes", lines=2)
         with gr.Row():
+            self.edit_mining = gr.Radio(
+                label="May others use what this style makes to train AI?",
+                choices=MINING_CHOICES, value="no", info=MINING_INFO,
+                elem_id="style-training-mining")
+            self.edit_ask = gr.Textbox(label="How to ask you (for 'only with my permission')",
+                                       placeholder="mail@example.org",
+                                       elem_id="style-training-ask")
+            self.edit_author = gr.Textbox(
+                label="Your name on signed files (all styles)", elem_id="signing-author",
+                info="The certificate that signs your pictures and LoRAs names you.")
+        with gr.Row():
             self.save_btn = gr.Button("Save changes")
             self.delete_btn = gr.Button("Delete this style…", variant="stop")
         with gr.Row(visible=False) as self.confirm_row:
@@ -125,7 +163,7 @@ class StylesPanel(UsesStudio):
     @property
     def edit_fields(self) -> list[Any]:
         return [self.edit_name, self.edit_trigger, self.edit_family, self.edit_notes,
-                self.edit_base]
+                self.edit_base, self.edit_mining, self.edit_ask, self.edit_author]
 
     def base_choices(self, family: str, chosen: str | None) -> tuple[Any, str]:
         choices = [(self.base_label(s.label, s.ref, family, s.available), s.ref)
@@ -147,12 +185,15 @@ class StylesPanel(UsesStudio):
         return f"{mark} — {source.detail}" + (f"  \n{terms}" if terms else "")
 
     def fill(self, style_id: str | None) -> tuple[Any, ...]:
+        author = self.studio.credentials.artist_name()
         if not style_id:
-            return describe(self.studio, None), "", "", "sd15", "", gr.update(choices=[]), ""
+            return (describe(self.studio, None), "", "", "sd15", "", gr.update(choices=[]),
+                    "no", "", author, "")
         style = self.studio.styles.get(style_id)
         base, detail = self.base_choices(style.family, self.studio.base_model_for(style))
+        choice, ask = mining_choice(self.studio.credentials.training_mining(style_id))
         return (describe(self.studio, style_id), style.name, style.trigger, style.family,
-                style.notes, base, detail)
+                style.notes, base, choice, ask, author, detail)
 
     def picker_update(self, style_id: str | None = None) -> Any:
         """The selector with every style, showing `style_id`."""
@@ -171,12 +212,17 @@ class StylesPanel(UsesStudio):
         return self.picker_update(style.id), "", "", gr.update(open=False)
 
     def save(self, style_id: str | None, name: str, trigger: str, family: str, notes: str,
-             base_model: str | None) -> tuple[Any, str]:
+             base_model: str | None, mining: str | None, how_to_ask: str,
+             author: str) -> tuple[Any, str]:
         if not style_id:
             raise gr.Error("Choose a style first.")
         before = self.studio.styles.get(style_id)
         if family != before.family:  # a base model of the other family cannot be kept
             base_model = self.studio.suggested_base_model(family)
+        if (author or "").strip() and author.strip() != self.studio.credentials.artist_name():
+            self.studio.credentials.set_artist_name(author)
+        self.studio.credentials.set_training_mining(style_id,
+                                                    mining_from_choice(mining, how_to_ask))
         style = self.studio.styles.update(style_id, name=name, trigger=trigger, family=family,
                                           notes=notes, base_model=base_model)
         gr.Info("Saved.")
