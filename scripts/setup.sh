@@ -50,6 +50,12 @@ else
   say "requirements already installed"
 fi
 
+# The `style-studio` command: this checkout, editable, its dependencies being the above.
+if [ ! -x "$venv/bin/style-studio" ]; then
+  say "installing the style-studio command"
+  "${pip[@]}" --no-deps -e .
+fi
+
 if [ "$mode" = "test" ] && [ -z "${STYLE_STUDIO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   say "installing Debian's chromium for the browser tests"
   sudo_cmd=()

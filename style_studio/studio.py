@@ -1,4 +1,4 @@
-"""The facade the UI, the tests and a future CLI share: one workspace, one store, one worker.
+"""The facade the UI, the tests and the CLI share: one workspace, one store, one worker.
 
 `Studio` builds every service in dependency order and hands each what it uses; no service
 holds the `Studio`. Besides the services, this module exports (`__all__`) the types,
@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from style_studio.base.erasure import Eraser
-from style_studio.base.errors import NotFound, StudioError
+from style_studio.base.errors import (
+    GateRefused,
+    InvalidInput,
+    JobCancelled,
+    ModelUnavailable,
+    NotFound,
+    StudioError,
+    WorkspaceBusy,
+)
 from style_studio.base.family import FAMILY_LABELS, TOY_ID
 from style_studio.base.jobs import Job, JobRunner
 from style_studio.base.licences import LICENCES, RELATIONSHIPS, STATUSES, licence_label
@@ -23,7 +31,7 @@ from style_studio.base.store import Store
 from style_studio.base.styles import Style, Styles
 from style_studio.base.turns import DeviceBusy, DeviceTurns
 from style_studio.base.units import format_duration, human_size
-from style_studio.base.workspace import Workspace
+from style_studio.base.workspace import DEFAULT_HOME, HOME_ENV, Workspace
 from style_studio.captions.captioners import describe_captioner
 from style_studio.captions.records import CaptionRecords
 from style_studio.captions.service import DEFAULT_TEMPLATE, CaptionRow, Captions
@@ -60,11 +68,13 @@ from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Training
 from style_studio.training.verification import Verifier
 
-# What the UI (and a CLI) may use besides the services.
+# What the UI (and the CLI) may use besides the services.
 __all__ = [
+    "DEFAULT_HOME",
     "DEFAULT_TEMPLATE",
     "FAMILY_LABELS",
     "FILTERS",
+    "HOME_ENV",
     "LICENCES",
     "LR_SCHEDULES",
     "OPTIMIZERS",
@@ -73,6 +83,7 @@ __all__ = [
     "RELATIONSHIPS",
     "STATUSES",
     "TARGETS",
+    "TOY_ID",
     "TRAINABLE_FAMILIES",
     "CaptionRow",
     "DemoLimits",
@@ -80,10 +91,14 @@ __all__ = [
     "EnergyReport",
     "FamilyTraining",
     "GalleryItem",
+    "GateRefused",
     "GenerateRequest",
     "IngestReport",
+    "InvalidInput",
     "Job",
+    "JobCancelled",
     "LimitReached",
+    "ModelUnavailable",
     "NotFound",
     "Output",
     "Run",
@@ -99,6 +114,9 @@ __all__ = [
     "TrainingMining",
     "TrainingPlan",
     "Verification",
+    "Workspace",
+    "WorkspaceBusy",
+    "WorkspaceLock",
     "describe_captioner",
     "family_training",
     "files_stamp",

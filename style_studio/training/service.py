@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from .run_details import (
     RunImage,
     browser_files,
     bundle,
+    card_samples,
     lora_sidecar_of,
     run_files,
     run_images,
@@ -159,6 +161,24 @@ class Training:
         upload cache: the workspace is never served, and erasure finds these copies."""
         run = self.get_run(run_id)
         return browser_files(self.workspace, run.id, run_files(run.run_dir))
+
+    def export_files(self, run_id: str, dest: str | Path) -> list[Path]:
+        """Copy the run's files (both LoRAs, card, report, manifest) and the card's samples
+        into `dest`, each at its place in the run folder so the card's links work; for the
+        command line, where the artist names the folder (the page uses `run_files`)."""
+        run = self.get_run(run_id)
+        files = [f.path for f in run_files(run.run_dir)]
+        if not any(f.key in ("diffusers", "kohya") for f in run_files(run.run_dir)):
+            raise InvalidInput(f"Run {run_id} has no LoRA yet ({run.shown_status}): export "
+                               "it once it has finished.")
+        dest = Path(dest)
+        written = []
+        for path in [*files, *card_samples(run.run_dir)]:
+            target = dest / path.relative_to(run.run_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            written.append(target)
+        return written
 
     def run_bundle(self, run_id: str) -> Path | None:
         """A zip of every file of `run_files` (and the card's samples), in the upload
