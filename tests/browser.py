@@ -12,6 +12,7 @@ Fixtures (re-exported by conftest.py):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -144,6 +145,23 @@ def page(chromium_browser, request: pytest.FixtureRequest):
     if _failed(request):
         screenshot(tab, f"failed-{request.node.name[:80]}")
     context.close()
+
+
+def open_tab(page, label: str) -> None:
+    """Click a tab by its label and wait until it is the selected one."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name=label).click()
+    expect(page.get_by_role("tab", name=label)).to_have_attribute("aria-selected", "true")
+
+
+def close_toasts(page) -> None:
+    """Close what toasts are left, for a clean screenshot (some close on their own)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    for button in page.locator(".toast-close").all():
+        with contextlib.suppress(PlaywrightError):  # it may close itself meanwhile
+            button.click(timeout=2_000)
 
 
 def fill_number(page, elem_id: str, value: int) -> None:

@@ -15,11 +15,13 @@ import json
 from pathlib import Path
 
 import diffusers
+import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
+from PIL import Image
 
 from style_studio.base.errors import ModelUnavailable
 from style_studio.base.files import atomic_write_json
@@ -27,6 +29,7 @@ from style_studio.base.store import utc_now
 from style_studio.models.families import family_spec
 from style_studio.models.loading import model_identity
 from style_studio.models.tiny import TINY_IDS, build_tiny_components
+from style_studio.playground.records import GenerateRequest
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 
@@ -108,3 +111,17 @@ def manifest_sha256(studio, style_id: str, run_id: str) -> str:
 def run_summary(studio, run_id: str) -> dict:
     """The runs doc as JSON-friendly data (handy in assertion messages)."""
     return json.loads(json.dumps(studio.store.get("runs", run_id)))
+
+
+def pixels(output) -> np.ndarray:
+    """An output's pixels as signed ints, so differences do not wrap around."""
+    return np.asarray(Image.open(output.path).convert("RGB"), dtype=np.int16)
+
+
+def one(studio, request: GenerateRequest):
+    """Generate through the service, wait, and return the first output of a done job."""
+    outputs = studio.playground.generate(request, timeout=120)
+    job = studio.playground.latest_job(request.style_id)
+    assert job.status == "done", job.error
+    assert len(outputs) == request.count
+    return outputs[0]

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from browser import screenshot
+from browser import close_toasts, open_tab, screenshot
 from style_studio.demo import DemoAssets
 from style_studio.images.style_signature import StyleSignature, compare_ab
 from style_studio.models.toy import TOY_LABEL
@@ -26,15 +26,6 @@ TRAIN_TIMEOUT_MS = 600_000  # measured ~2 min on a busy 2-core machine; see docs
 AB_SEEDS = 8
 
 
-def open_tab(page, label: str) -> None:
-    page.get_by_role("tab", name=label).click()
-    expect(page.get_by_role("tab", name=label)).to_have_attribute("aria-selected", "true")
-
-
-def close_toasts(page) -> None:
-    for button in page.locator(".toast-close").all():
-        if button.is_visible():
-            button.click()
 
 
 def shot(page, name: str) -> None:

@@ -15,21 +15,12 @@ from PIL import Image
 from playwright.sync_api import expect
 from training_helpers import shape_images, write_images
 
-from browser import fill_number, screenshot
+from browser import close_toasts, fill_number, open_tab, screenshot
 
 pytestmark = pytest.mark.browser
 CAPTIONS = ("fluxink, a circle and a square", "fluxink, two triangles", "fluxink, stripes")
 
 
-def open_tab(page, label: str) -> None:
-    page.get_by_role("tab", name=label).click()
-    expect(page.get_by_role("tab", name=label)).to_have_attribute("aria-selected", "true")
-
-
-def close_toasts(page) -> None:
-    for button in page.locator(".toast-close").all():
-        if button.is_visible():
-            button.click()
 
 
 def shot(page, name: str) -> None:

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from PIL import Image
-from playground_fixtures import make_lora_run, manifest_sha256, save_random_lora
+from playground_fixtures import make_lora_run, manifest_sha256, one, pixels, save_random_lora
 from training_helpers import hold_device
 
 from style_studio.base.errors import InvalidInput, NotFound
@@ -37,16 +37,6 @@ def ask(style, **changes) -> GenerateRequest:
     return GenerateRequest(style_id=style.id, **values)
 
 
-def pixels(output) -> np.ndarray:
-    return np.asarray(Image.open(output.path).convert("RGB"), dtype=np.int16)
-
-
-def one(studio, request: GenerateRequest):
-    outputs = studio.playground.generate(request, timeout=120)
-    job = studio.playground.latest_job(request.style_id)
-    assert job.status == "done", job.error
-    assert len(outputs) == request.count
-    return outputs[0]
 
 
 def test_scale_zero_reproduces_the_base_and_scale_above_zero_differs(studio, style, run_id):

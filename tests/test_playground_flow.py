@@ -10,8 +10,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
 import pytest
-from PIL import Image
-from playground_fixtures import make_lora_run
+from playground_fixtures import make_lora_run, one, pixels
 
 from style_studio.models.tiny import TINY_IDS
 from style_studio.playground.conventions import conventions_for, prompt_arguments
@@ -28,15 +27,6 @@ def ask(style, **changes) -> GenerateRequest:
     return GenerateRequest(style_id=style.id, **values)
 
 
-def pixels(output) -> np.ndarray:
-    return np.asarray(Image.open(output.path).convert("RGB"), dtype=np.int16)
-
-
-def one(studio, request: GenerateRequest):
-    outputs = studio.playground.generate(request, timeout=120)
-    job = studio.playground.latest_job(request.style_id)
-    assert job.status == "done", job.error
-    return outputs[0]
 
 
 @pytest.mark.parametrize("family", FLOW)

@@ -4,17 +4,15 @@ from the Playground, and an erased image marked erased on the page."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import zipfile
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from browser import fill_number, screenshot
+from browser import close_toasts, fill_number, open_tab, screenshot
 
 pytestmark = pytest.mark.browser
 STEPS = 4
@@ -27,16 +25,6 @@ DOWNLOADS = {  # elem_id -> the run file it must equal (relative to the run fold
 }
 
 
-def open_tab(page, label: str) -> None:
-    page.get_by_role("tab", name=label).click()
-    expect(page.get_by_role("tab", name=label)).to_have_attribute("aria-selected", "true")
-
-
-def close_toasts(page) -> None:
-    """Close what toasts are left, for a clean screenshot (some close on their own)."""
-    for button in page.locator(".toast-close").all():
-        with contextlib.suppress(PlaywrightError):  # it may close itself meanwhile
-            button.click(timeout=2_000)
 
 
 def files_holding(root: Path, data: bytes) -> list[Path]:

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import tempfile
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,31 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+# Already compressed: a zip stores these as they are (deflating them costs time, saves nothing).
+STORED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".safetensors", ".zip"})
+
+
+def atomic_zip(target: Path, members: Iterable[tuple[Path, str]]) -> Path:
+    """Write `target` from (file, name inside the archive) pairs through a temp file and a
+    rename, so a failed or interrupted write never leaves half a zip where a whole one
+    was expected."""
+    target = Path(target)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        with zipfile.ZipFile(tmp, "w") as archive:
+            for path, name in members:
+                method = (zipfile.ZIP_STORED if Path(path).suffix.lower() in STORED_SUFFIXES
+                          else zipfile.ZIP_DEFLATED)
+                archive.write(path, name, compress_type=method)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

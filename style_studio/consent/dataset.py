@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import uuid
-import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import yaml
 
 from style_studio.base.errors import InvalidInput
-from style_studio.base.files import atomic_write_text, fsync_dir, sha256_file
+from style_studio.base.files import atomic_write_text, atomic_zip, fsync_dir, sha256_file
 from style_studio.base.licences import licence_for, licence_label, spdx_id
 
 from .gate import TrainingPlan
@@ -134,15 +133,6 @@ def _write_folder(work: Path, plan: TrainingPlan) -> list[dict[str, str]]:
 def _zip(folder: Path) -> Path:
     """`<folder>.zip`, members under the folder's name, so it unpacks to the same layout."""
     target = folder.with_name(f"{folder.name}.zip")
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w") as archive:
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                method = (zipfile.ZIP_STORED if path.suffix.lower() in _STORED
-                          else zipfile.ZIP_DEFLATED)
-                archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}",
-                              compress_type=method)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return atomic_zip(target, ((p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
+                               for p in files))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import shutil
 import uuid
 import zipfile
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from markdown_it import MarkdownIt
 
+from style_studio.base.files import atomic_zip
 from style_studio.base.licences import STATUSES, licence_label, spdx_id
 from style_studio.base.workspace import Workspace
 from style_studio.consent import ledger
@@ -204,18 +204,8 @@ def bundle(workspace: Workspace, run_id: str, run_dir: Path, name: str) -> Path 
         with zipfile.ZipFile(target) as existing:
             if len(existing.namelist()) == len(members):
                 return target
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w") as archive:
-            for path in members:
-                method = (zipfile.ZIP_STORED if path.suffix in _STORED_SUFFIXES
-                          else zipfile.ZIP_DEFLATED)
-                archive.write(path, f"{name}/{path.relative_to(run_dir).as_posix()}",
-                              compress_type=method)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    return atomic_zip(target, ((p, f"{name}/{p.relative_to(run_dir).as_posix()}")
+                               for p in members))
 
 
 PACK_KIND = "provenance-packs"
@@ -361,16 +351,8 @@ def provenance_pack(workspace: Workspace, run_id: str, run_dir: Path, name: str,
         lora = run_dir / "lora"
         sidecars = sorted(lora.glob("*.c2pa")) if lora.is_dir() else []
         target = folder / f"{name}.zip"
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted(staging.iterdir()):
-                    archive.write(path, f"{name}/{path.name}")
-                for path in sidecars:
-                    archive.write(path, f"{name}/{C2PA_FOLDER}/{path.name}")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_zip(target, [*((p, f"{name}/{p.name}") for p in sorted(staging.iterdir())),
+                            *((p, f"{name}/{C2PA_FOLDER}/{p.name}") for p in sidecars)])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
