@@ -63,7 +63,7 @@ from style_studio.training.config import (
     family_training,
 )
 from style_studio.training.energy import EnergyReport
-from style_studio.training.records import FamilyTraining, Run
+from style_studio.training.records import FamilyTraining, PushPlan, PushResult, Run
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Training
 from style_studio.training.verification import Verifier
@@ -101,6 +101,8 @@ __all__ = [
     "ModelUnavailable",
     "NotFound",
     "Output",
+    "PushPlan",
+    "PushResult",
     "Run",
     "RunFile",
     "RunImage",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import captions, consent, demo, playground, serve, styles, training
+from . import captions, consent, demo, playground, publish, serve, styles, training
 from .common import (
     BUSY,
     CANCELLED,
@@ -55,7 +55,7 @@ def build_parser() -> Parser:
     serve.add_flags(app, os.environ)
     app.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     app.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    for group in (styles, captions, consent, training, playground, demo):
+    for group in (styles, captions, consent, training, publish, playground, demo):
         group.register(sub, common)
     return top
 

@@ -81,3 +81,43 @@ class Checkpoint:
     label: str
     lora_dir: Path
     diffusers_file: Path
+
+
+@dataclass
+class PublicFile:
+    """One file a Hub push makes public: where it lands in the repo, and where it is now."""
+
+    path_in_repo: str
+    source: Path
+    size: int
+
+
+@dataclass
+class PushPlan:
+    """What publishing a run to the Hub would make public, and why it may not (yet)."""
+
+    run_id: str
+    repo_id: str
+    files: list[PublicFile] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # empty: the push may go ahead
+    kept_private: list[str] = field(default_factory=list)  # what never leaves the machine
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass
+class PushResult:
+    """A finished push: the repo's address and the files uploaded."""
+
+    run_id: str
+    repo_id: str
+    url: str
+    private: bool
+    files: list[str] = field(default_factory=list)
+    commit_url: str = ""

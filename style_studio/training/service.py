@@ -39,6 +39,7 @@ from style_studio.images.style_signature import StyleSignature
 from style_studio.models.devices import pick_device
 from style_studio.models.loading import describe_source, model_identity, reference_repo
 
+from . import publish
 from .checkpoints import CheckpointFolder
 from .config import TrainConfig
 from .data import training_caption
@@ -51,7 +52,7 @@ from .provenance import (
     provenance_report,
     write_manifest,
 )
-from .records import Checkpoint, Run, Sample
+from .records import Checkpoint, PushPlan, PushResult, Run, Sample
 from .run_details import (
     LORA_KEYS,
     RunFile,
@@ -179,6 +180,26 @@ class Training:
             shutil.copy2(path, target)
             written.append(target)
         return written
+
+    def plan_push(self, run_id: str, repo_id: str) -> PushPlan:
+        """What publishing the run to the Hub repo `repo_id` would make public (LoRA files,
+        their `.c2pa`, the model card and its samples) and why it is refused, if it is."""
+        run = self.get_run(run_id)
+        return publish.plan_push(run, self.run_images(run_id), repo_id)
+
+    def push(self, run_id: str, repo_id: str, token: str | None = None,
+             private: bool = False, api: Any = None) -> PushResult:
+        """Publish exactly what `plan_push` lists (refused runs raise GateRefused); the
+        token from the usual Hugging Face login when none is given; `api` for tests."""
+        if self.limits is not None:  # a public demo must never publish with its owner's token
+            raise LimitReached("This demo does not publish to the Hugging Face Hub: download "
+                               "the files and run Style Studio on your own machine.")
+        plan = self.plan_push(run_id, repo_id)
+        result = publish.push(plan, self.workspace, token=token, private=private, api=api)
+        run = self.get_run(run_id)
+        self.store.audit("training.push", run.style_id, run_id=run_id, repo_id=plan.repo_id,
+                         private=private, files=result.files)
+        return result
 
     def run_bundle(self, run_id: str) -> Path | None:
         """A zip of every file of `run_files` (and the card's samples), in the upload

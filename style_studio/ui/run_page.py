@@ -19,6 +19,29 @@ from .common import UsesStudio
 from .studios import StudioSource
 
 
+class PublishBox:
+    """"Publish to the Hugging Face Hub": a repo, what will be public, then Publish."""
+
+    def __init__(self) -> None:
+        with gr.Accordion("Publish to the Hugging Face Hub", open=False,
+                          elem_id="run-publish-box"):
+            gr.Markdown("Uploads this run's LoRA files, their Content Credentials, the model "
+                        "card and its samples, with your Hugging Face login (`hf auth "
+                        "login` or HF_TOKEN on this machine). Never the training images.")
+            with gr.Row():
+                self.repo = gr.Textbox(label="Repository (user/name)", scale=3,
+                                       placeholder="your-name/my-style-lora",
+                                       elem_id="run-publish-repo")
+                self.private = gr.Checkbox(label="Private repo", value=False,
+                                           elem_id="run-publish-private")
+            self.preview_btn = gr.Button("Show what will be public",
+                                         elem_id="run-publish-preview")
+            self.preview = gr.Markdown(elem_id="run-publish-plan")
+            self.publish_btn = gr.Button("Publish", variant="primary", interactive=False,
+                                         elem_id="run-publish-go")
+            self.planned = gr.State(None)  # (run id, repo, private) the artist has seen
+
+
 class RunPage(UsesStudio):
     """The components; `values` fills them for a run, in the order of `outputs`."""
 
@@ -28,14 +51,16 @@ class RunPage(UsesStudio):
     images_heading: gr.Markdown
     gallery: gr.Gallery
     images: gr.Dataframe
+    publish: PublishBox | None
 
     def __init__(self, source: StudioSource) -> None:
         """The summary, placed where the page is made; `layout_details` places the rest."""
         self.source = source
         self.summary = gr.Markdown(elem_id="run-summary")
 
-    def layout_details(self) -> None:
-        """Settings, downloads and images, placed where this is called."""
+    def layout_details(self, show_publish: bool = True) -> None:
+        """Settings, downloads, the Hub box (not on a public demo) and images, placed where
+        this is called."""
         with gr.Accordion("Settings of this run", open=False, elem_id="run-settings-box"):
             self.settings = gr.Markdown(elem_id="run-settings")
         gr.Markdown("#### Files of this run", elem_id="run-files-title")
@@ -45,6 +70,7 @@ class RunPage(UsesStudio):
                 label, elem_id=elem_id, visible=False, size="md",
                 variant="primary" if key == "zip" else "secondary")
                 for key, label, elem_id in run_views.DOWNLOADS]
+        self.publish = PublishBox() if show_publish else None
         self.images_heading = gr.Markdown("#### Images this LoRA was trained on",
                                           elem_id="run-images-title")
         self.gallery = gr.Gallery(label="Thumbnails (file · creator · licence)", columns=8,

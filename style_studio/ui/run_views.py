@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from style_studio.studio import PRESET_LABELS, Run, RunFile, RunImage, Studio, TrainConfig
+from style_studio.studio import (
+    PRESET_LABELS,
+    PushPlan,
+    PushResult,
+    Run,
+    RunFile,
+    RunImage,
+    Studio,
+    TrainConfig,
+    human_size,
+)
 
 from .common import escape_md
 
@@ -160,3 +170,24 @@ def files_note(run: Run | None, files: list[RunFile]) -> str:
             "can check: the report (also as a printable page), the manifest, the ledger of "
             "these images, your public certificate, the Content Credentials and a "
             "training-content summary.")
+
+
+def push_preview(plan: PushPlan, private: bool) -> str:
+    """What publishing the run would make public, and why it is refused, in plain words."""
+    seen = "only you and those you invite (private repo)" if private else "anyone"
+    lines = [f"**What will be public** in `{plan.repo_id}`, seen by {seen}: "
+             f"{len(plan.files)} file(s), {human_size(plan.total_size)}", ""]
+    lines += [f"- `{f.path_in_repo}` ({human_size(f.size)})" for f in plan.files]
+    lines += ["", "Stays on this machine: " + "; ".join(plan.kept_private) + "."]
+    if plan.refusals:
+        lines += ["", "**Cannot be published:**", ""]
+        lines += [f"- ✗ {escape_md(r)}" for r in plan.refusals]
+    else:
+        lines += ["", "Check the list, then press *Publish*."]
+    return "\n".join(lines)
+
+
+def push_done(result: PushResult) -> str:
+    where = "a private repo" if result.private else "a public repo"
+    return (f"✓ Published {len(result.files)} file(s) to {where}: "
+            f"[{escape_md(result.repo_id)}]({result.url})")

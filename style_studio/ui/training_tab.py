@@ -150,7 +150,7 @@ class TrainingTab(Tab):
         self.samples = gr.Gallery(label="Samples (fixed prompts and seeds)", columns=6,
                                   height=300, object_fit="contain", elem_id="train-samples",
                                   allow_preview=True)
-        self.page.layout_details()
+        self.page.layout_details(show_publish=not self.limits)
         self.history = gr.Dataframe(headers=views.HISTORY_HEADERS, label="Run history",
                                     interactive=False, elem_id="train-history", wrap=True)
         self.viewed = gr.State(None)  # (what the live view last drew, what the run page did)
@@ -331,6 +331,31 @@ class TrainingTab(Tab):
         gr.Info(message)
         return self.view(style_id, run.id, None, True)
 
+    # -- publishing -----------------------------------------------------------------
+    def preview_push(self, style_id: str | None, wanted: str | None, repo: str,
+                     private: bool) -> tuple[Any, ...]:
+        """What publishing the run shown would make public; Publish opens only when it
+        may go ahead, for exactly this run, repo and visibility."""
+        run = self.viewed_run(need_style(style_id), wanted)
+        if run is None:
+            raise gr.Error("There is no run to publish yet.", print_exception=False)
+        plan = self.studio.training.plan_push(run.id, repo)
+        planned = (run.id, plan.repo_id, bool(private)) if plan.allowed else None
+        return (run_views.push_preview(plan, bool(private)),
+                gr.update(value=f"Publish {run_views.run_name(run)} to {plan.repo_id}",
+                          interactive=plan.allowed), planned)
+
+    def publish_run(self, style_id: str | None, wanted: str | None, repo: str,
+                    private: bool, planned: tuple | None) -> tuple[Any, ...]:
+        """Publish what the preview listed; anything changed since asks for a new look."""
+        run = self.viewed_run(need_style(style_id), wanted)
+        if run is None or planned is None or tuple(planned) != (
+                run.id, (repo or "").strip(), bool(private)):
+            return ("The run, repository or visibility changed since the preview: press "
+                    "*Show what will be public* again.", gr.update(interactive=False), None)
+        result = self.studio.training.push(run.id, planned[1], private=bool(private))
+        return run_views.push_done(result), gr.update(interactive=False), None
+
     # -- wiring ------------------------------------------------------------------------
     def _wire(self) -> None:
         ctx, shown, picked = self.ctx, self.view_outputs, [self.ctx.style, self.run_pick]
@@ -344,6 +369,15 @@ class TrainingTab(Tab):
         self.cancel_btn.click(guard(self.cancel), picked, shown)
         self.resume_btn.click(guard(self.resume), picked, shown)
         self.run_pick.input(guard(lambda s, r: self.view(s, r, None, True)), picked, shown)
+        box = self.page.publish
+        if box is not None:
+            box_out = [box.preview, box.publish_btn, box.planned]
+            box.preview_btn.click(guard(self.preview_push),
+                                  [*picked, box.repo, box.private], box_out)
+            box.publish_btn.click(guard(self.publish_run),
+                                  [*picked, box.repo, box.private, box.planned], box_out)
+            for field in (box.repo, box.private):  # a change needs a new look first
+                field.input(lambda: gr.update(interactive=False), None, box.publish_btn)
         self.timer.tick(guard(lambda s, r, d: self.view(s, r, d, False)),
                         [*picked, self.viewed], shown, show_progress="hidden")
 
