@@ -87,7 +87,9 @@ def test_run_page_shows_every_image_offers_every_file_and_marks_erasures(app_url
     expect(page.locator("#pg-run input").first).to_have_value(re.compile(run_dir.name),
                                                               timeout=20_000)
     page.locator("#pg-open-run").click()
-    expect(page.get_by_role("tab", name="Training")).to_have_attribute("aria-selected", "true")
+    # On a loaded machine the switch waits for the Playground's pending events (seen: >5 s).
+    expect(page.get_by_role("tab", name="Training")).to_have_attribute("aria-selected", "true",
+                                                                      timeout=30_000)
     expect(page.locator("#run-summary")).to_contain_text(run_dir.name)
 
     # Erase one image (a deletion request): the run page marks it erased, and no copy of
