@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from PIL import Image, ImageDraw
@@ -127,7 +128,13 @@ def test_unsaved_words_ask_before_leaving_and_a_missing_model_is_one_log_line(ap
     # BLIP is not on this machine: a clear message on the page, one plain line in the log.
     page.locator("#captions-auto-run").click()
     expect(page.get_by_text("Not downloaded yet").first).to_be_visible(timeout=15_000)
-    page.wait_for_timeout(500)
+    # The server writes its log line after the page has its answer: on a loaded machine
+    # later than half a second (a CI run found none yet), so wait for it, then count.
+    deadline = time.monotonic() + 20
+    while "ModelUnavailable: " not in app_url.log.read_text(errors="replace") \
+            and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    page.wait_for_timeout(500)  # a second line, if one were coming, has had its chance
     log = app_url.log.read_text(errors="replace")
     assert "Traceback" not in log, app_url.log_tail()
     assert len([line for line in log.splitlines() if "ModelUnavailable: " in line]) == 1
