@@ -240,6 +240,12 @@ class CaptionsTab(Tab):
                 out[outputs.index(component)] = gr.skip()
             if notice:
                 gr.Info(notice)
+        elif (typed or "") == (loaded_text or "") == (out[outputs.index(self.text)] or ""):
+            # Nothing new for the editor: leave the box alone. A refresh triggered before
+            # the artist started typing (a reload runs two: the tab's and the page's own
+            # style announcement) would otherwise land after the first words and eat them.
+            for component in (self.text, self.loaded):
+                out[outputs.index(component)] = gr.skip()
         return tuple(out)
 
     # -- editing one caption ----------------------------------------------------------
