@@ -178,9 +178,11 @@ class Trainer:
             self.reporter.log("Min-SNR weighting is off for this run: the base model has a "
                               "zero-terminal-SNR schedule, where it would give the noisiest "
                               "steps (a picture's overall colour) no weight.")
-        self.text = TextConditioner(self.pipe, spec.family)
+        # The UNet families encode through CLIP as they go; a flow family's adapter encodes
+        # once into the cache, so it keeps no reference to encoders it is about to free.
+        self.text = TextConditioner(self.pipe, spec.family) if self.flow is None else None
         self.configs, self.models = add_adapters(
-            self.denoiser, [] if self.flow else self.text.encoders, [self.pipe.vae], cfg,
+            self.denoiser, self.text.encoders if self.text else [], [self.pipe.vae], cfg,
             self.family.denoiser,
             self.family.default_targets if self.flow else None)
         self.examples = self._encode_dataset()
@@ -295,7 +297,6 @@ class Trainer:
         for name in ("text_encoder", "text_encoder_2"):
             if getattr(self.pipe, name, None) is not None:
                 setattr(self.pipe, name, None)
-        self.text.encoders = []
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
