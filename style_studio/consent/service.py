@@ -9,11 +9,11 @@ in the record's history. The training gate, revocation and erasure start from he
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from style_studio.base.erasure import REVOKED_FLAG, Eraser
 from style_studio.base.errors import InvalidInput, NotFound, StudioError
@@ -63,6 +63,8 @@ def _reason(reason: str, action: str) -> str:
 def _same_person(a: str, b: str) -> bool:
     return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
+
+T = TypeVar("T")
 
 class Consent:
     """Consent records, the training gate, revocation, erasure and the ledger of a studio."""
@@ -303,14 +305,8 @@ class Consent:
     def export_ledger_for_download(self, style_id: str, suffix: str) -> Path:
         """The ledger file the Consent tab offers (`.csv` or `.json`), made in the app's
         upload cache, where an erasure finds it."""
-        name = self.store.require("styles", style_id, "Style").get("name") or ""
-        folder = self.workspace.browser_dir("ledgers")
-        path = folder / f"consent-ledger-{slug(name)}-{date.today().isoformat()}{suffix}"
-        try:
-            return self.export_ledger(style_id, path)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        return self._for_download(style_id, "ledgers", "consent-ledger", suffix,
+                                  lambda path: self.export_ledger(style_id, path))
 
     def export_dataset(self, style_id: str, dest: str | Path) -> DatasetExport:
         """The style's cleared images as a Hugging Face image folder at `dest` (new or
@@ -322,11 +318,17 @@ class Consent:
     def export_dataset_for_download(self, style_id: str) -> DatasetExport:
         """The dataset export made in the app's upload cache (where an erasure finds its
         copies), for the browser to download as its zip."""
+        return self._for_download(style_id, "datasets", "dataset", "",
+                                  lambda dest: self.export_dataset(style_id, dest))
+
+    def _for_download(self, style_id: str, kind: str, prefix: str, suffix: str,
+                      export: Callable[[Path], T]) -> T:
+        """Run `export` into a fresh folder of the upload cache, named after the style and
+        today; a failed export leaves no half-written folder behind."""
         name = self.store.require("styles", style_id, "Style").get("name") or ""
-        folder = self.workspace.browser_dir("datasets")
-        dest = folder / f"dataset-{slug(name)}-{date.today().isoformat()}"
+        folder = self.workspace.browser_dir(kind)
         try:
-            return self.export_dataset(style_id, dest)
+            return export(folder / f"{prefix}-{slug(name)}-{date.today().isoformat()}{suffix}")
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
