@@ -62,7 +62,9 @@ from style_studio.training.config import (
     TrainConfig,
     family_training,
 )
+from style_studio.training.distributed import Processes
 from style_studio.training.energy import EnergyReport
+from style_studio.training.follower import follow_training
 from style_studio.training.records import FamilyTraining, PushPlan, PushResult, Run
 from style_studio.training.run_details import RunFile, RunImage, files_stamp
 from style_studio.training.service import Training
@@ -101,6 +103,7 @@ __all__ = [
     "ModelUnavailable",
     "NotFound",
     "Output",
+    "Processes",
     "PushPlan",
     "PushResult",
     "Run",
@@ -122,6 +125,7 @@ __all__ = [
     "describe_captioner",
     "family_training",
     "files_stamp",
+    "follow_training",
     "format_duration",
     "human_size",
     "licence_label",
@@ -140,6 +144,7 @@ class StudioConfig:
     default_base_model: str | None = None
     torch_threads: int | None = None
     limits: DemoLimits | None = None  # a public demo's limits (Space mode); None at home
+    processes: Processes | None = None  # the main process of `accelerate launch`; None: one
 
 
 @dataclass
@@ -183,7 +188,8 @@ class Studio:
                                  self.consent, self.base_model_for,
                                  free_captioner=self.captions.unload,
                                  torch_threads=self.config.torch_threads, limits=limits,
-                                 credentials=self.credentials)
+                                 credentials=self.credentials,
+                                 processes=self.config.processes)
         self.verification = Verifier(self.store, self.workspace, self.styles, self.training,
                                      self.consent, self.credentials)
         self.playground = Playground(self.workspace, self.jobs, self.styles, self.training,

@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import captions, consent, demo, playground, publish, serve, styles, training
 from .common import (
@@ -26,6 +27,9 @@ from .common import (
     fill_common,
     open_studio,
 )
+
+if TYPE_CHECKING:  # the facade loads torch: only once a command runs
+    from style_studio.studio import Processes
 
 PROG = "style-studio"
 EPILOG = ("Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
@@ -79,10 +83,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
                         ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
         os.environ.setdefault(name, value)
-    from style_studio.studio import JobCancelled, ModelUnavailable, StudioError, WorkspaceBusy
+    from style_studio.studio import (
+        JobCancelled,
+        ModelUnavailable,
+        Processes,
+        StudioError,
+        WorkspaceBusy,
+    )
 
+    # Under `accelerate launch` (several processes) only the main process runs the command;
+    # for `train` the others train its run with it (see _follow).
+    processes = Processes.from_env()
+    if processes.distributed and not processes.main:
+        return _follow(args, processes)
+    team = processes if args.command == "train" else None
     try:
-        with open_studio(args) as studio:
+        with open_studio(args, team) as studio:
             result = args.handler(studio, args)
         emit(result, args)
         return result.code
@@ -104,6 +120,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _fail(args, ERROR, f"Unexpected error ({type(exc).__name__}: {exc}). Run "
                                   "again with STYLE_STUDIO_DEBUG=1 to see where.")
+    finally:
+        if team is not None:
+            team.release()  # processes still waiting for a run: there is none
+            team.close()
+
+
+def _follow(args: argparse.Namespace, processes: Processes) -> int:
+    """A non-main process of a launch: trains the main process's run with it, without
+    opening the workspace (the main process holds its lock and writes everything) and
+    silently (the main process reports, and its exit code is the launch's). Ctrl-C is left
+    to the main process, which tells the others to stop at the next step."""
+    if args.command != "train":
+        return OK
+    from style_studio.studio import StudioError, follow_training
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        follow_training(processes)
+        return OK
+    except Exception as exc:  # this process's alone: say so, naming it
+        if os.environ.get("STYLE_STUDIO_DEBUG"):
+            raise
+        text = str(exc) if isinstance(exc, StudioError) else (
+            f"Unexpected error ({type(exc).__name__}: {exc}).")
+        print(f"{PROG} (process {processes.rank}): {text}", file=sys.stderr)
+        return ERROR
+    finally:
+        processes.close()
 
 
 def _fail(args: argparse.Namespace, code: int, message: str) -> int:

@@ -76,12 +76,14 @@ def fill_common(args: argparse.Namespace) -> argparse.Namespace:
 
 
 @contextmanager
-def open_studio(args: argparse.Namespace) -> Iterator[Studio]:
-    """The workspace's studio, holding its lock (a busy workspace raises WorkspaceBusy)."""
+def open_studio(args: argparse.Namespace, processes: Any = None) -> Iterator[Studio]:
+    """The workspace's studio, holding its lock (a busy workspace raises WorkspaceBusy);
+    `processes`: the main process of a multi-process launch (`accelerate launch`)."""
     from style_studio.studio import Studio, StudioConfig
 
     with Studio.open(Path(args.workspace).expanduser(),
-                     StudioConfig(default_base_model=args.base_model)) as studio:
+                     StudioConfig(default_base_model=args.base_model,
+                                  processes=processes)) as studio:
         yield studio
 
 

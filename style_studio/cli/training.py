@@ -117,7 +117,7 @@ def train_style(studio: Studio, args: argparse.Namespace) -> Result:
     run = studio.training.get_run(run.id)
     files = _files(run)
     lines = [f"Run {run.id}: {run.shown_status}, {run.step} of {run.total_steps} steps "
-             f"on {run.image_count} image(s), base {run.base_model}.",
+             f"on {run.image_count} image(s), base {run.base_model}{_on(run)}.",
              f"Files in {run.run_dir}:",
              *(f"  {f['key']}: {f['path']}" for f in files),
              f"Try it: style-studio generate {run.style_id} --run {run.id}"]
@@ -135,11 +135,17 @@ def _files(run: Run) -> list[dict[str, str]]:
     return found
 
 
+def _on(run: Run) -> str:
+    """", 2 processes" for a run an `accelerate launch` trained; nothing for one process."""
+    return f", {run.processes} processes" if run.processes > 1 else ""
+
+
 def list_runs(studio: Studio, args: argparse.Namespace) -> Result:
     styles = [find_style(studio, args.style)] if args.style else studio.styles.list()
     runs = [(style, run) for style in styles for run in studio.training.runs(style.id)]
     lines = [f"{run.id}  {style.name}  {run.shown_status}  step {run.step}/{run.total_steps}  "
              f"{run.image_count} images  {run.created_at[:16]}"
+             + (f"  {run.processes} processes" if run.processes > 1 else "")
              + (f"  ⚠ {'; '.join(run.flags)}" if run.flags else "")
              for style, run in runs]
     return Result({"runs": [{**run_dict(run), "style_name": style.name}

@@ -137,11 +137,15 @@ class CacheStats:
 
 
 class LatentCache:
-    """Files under cache/<sha256>/: latent-<key> and text-<key> safetensors."""
+    """Files under cache/<sha256>/: latent-<key> and text-<key> safetensors.
 
-    def __init__(self, root: Path, identity: str):
+    `writes=False` (the non-main processes of a launch) computes a missing entry without
+    saving it: only the main process writes into the workspace."""
+
+    def __init__(self, root: Path, identity: str, writes: bool = True):
         self.root = Path(root)
         self.identity = identity
+        self.writes = writes
         self.stats = CacheStats()
 
     def latent_path(self, sha256: str, bucket: tuple[int, int], flipped: bool) -> Path:
@@ -160,7 +164,8 @@ class LatentCache:
             return cached["latent"]
         self.stats.misses += 1
         value = compute().float().cpu()
-        _save(path, {"latent": value})
+        if self.writes:
+            _save(path, {"latent": value})
         return value
 
     def text(self, sha256: str, caption: str,
@@ -176,7 +181,8 @@ class LatentCache:
         tensors = {"embeds": embeds.float().cpu()}
         if pooled is not None:
             tensors["pooled"] = pooled.float().cpu()
-        _save(path, tensors)
+        if self.writes:
+            _save(path, tensors)
         return tensors["embeds"], tensors.get("pooled")
 
 

@@ -234,8 +234,16 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
               f"- Seed: {manifest['seed']}; device: {manifest['device']}"]
     if outcome:
         lines += [f"- Steps: {outcome.get('step')} of {outcome.get('total_steps')}",
+                  *_processes_line(outcome),
                   f"- Energy: {outcome.get('energy_summary', 'not recorded')}"]
     return "\n".join(lines) + "\n"
+
+
+def _processes_line(outcome: dict[str, Any]) -> list[str]:
+    """Said only for a multi-process launch (`accelerate launch`); one is the default."""
+    count = int(outcome.get("processes") or 1)
+    return [f"- Processes: {count} (data-parallel; the energy is the main process's)"] \
+        if count > 1 else []
 
 
 def base_licence_text(ref: str, repo: str | None = None) -> str:
@@ -288,6 +296,7 @@ def provenance_report(manifest: dict[str, Any], manifest_sha256: str,
     if outcome:
         lines += ["", "## Outcome", "", f"- Status: {outcome.get('status')}",
                   f"- Steps: {outcome.get('step')} of {outcome.get('total_steps')}",
+                  *_processes_line(outcome),
                   f"- Energy: {outcome.get('energy_summary', 'not recorded')}"]
         lines += [f"- Flag: {flag}" for flag in outcome.get("flags", [])]
     return "\n".join(lines) + "\n"

@@ -49,6 +49,7 @@ class Run:
     finished_at: str | None = None
     energy: dict[str, Any] | None = None
     error: str | None = None
+    processes: int = 1  # of the launch that trained it last (`accelerate launch`)
     queued: bool = False  # "running" in the table, but its job still waits for the device
 
     @property

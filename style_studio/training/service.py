@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from . import publish
 from .checkpoints import CheckpointFolder
 from .config import TrainConfig
 from .data import training_caption
+from .distributed import Processes
 from .energy import EnergyMeter, EnergyReport
 from .export import DIFFUSERS_NAME
 from .provenance import (
@@ -78,11 +80,13 @@ class Training:
                  consent: Consent, base_model_for: Callable[[Style], str],
                  free_captioner: Callable[[], object] | None = None,
                  torch_threads: int | None = None, limits: DemoLimits | None = None,
-                 credentials: Credentials | None = None):
+                 credentials: Credentials | None = None, processes: Processes | None = None):
         """`base_model_for` resolves a style's base model (its own, the app's default, or
         the family's tiny model); `free_captioner` gives the captioning model's memory back
         before a run; `torch_threads` is the launch setting (else the environment's);
-        `credentials` signs a finished run's LoRA files (None: they stay unsigned)."""
+        `credentials` signs a finished run's LoRA files (None: they stay unsigned);
+        `processes`: this is the main process of a multi-process launch (`accelerate
+        launch`), whose other processes train each run with it (None: one process)."""
         self.store = store
         self.workspace = workspace
         self.jobs = jobs
@@ -93,6 +97,7 @@ class Training:
         self.torch_threads = torch_threads
         self.limits = limits
         self.credentials = credentials
+        self.processes = processes or Processes()
         self._mark_interrupted()
 
     # -- reading --------------------------------------------------------------------------
@@ -275,6 +280,7 @@ class Training:
         style = self.styles.get(style_id)
         self._refuse_second_run(style_id)
         config = (config or TrainConfig.preset("balanced")).validate()
+        self.processes.check(config.batch_size, config.device)
         if config.train_text_encoder and style.family in FLOW_FAMILIES:
             raise InvalidInput(f"Training the text encoder is not offered for "
                                f"{style.family_label}: its text encoders stay frozen (their "
@@ -297,7 +303,8 @@ class Training:
             "base_model": ref, "base_model_identity": "", "family": style.family,
             "config": config.to_dict(), "image_hashes": [], "image_count": 0, "flags": [],
             "manifest_sha256": "", "step": 0, "total_steps": config.max_steps,
-            "created_at": utc_now(), "finished_at": None, "energy": None, "error": None})
+            "created_at": utc_now(), "finished_at": None, "energy": None, "error": None,
+            "processes": self.processes.count})
         try:
             job = self._submit(run_id, style.name, resume=False)
         except StudioError:  # the demo's line is full: no run was started
@@ -339,13 +346,18 @@ class Training:
         if not run.resumable:
             raise InvalidInput(f"This run is {run.status}; only a cancelled, interrupted or "
                                "failed run can be resumed.")
+        config = TrainConfig.from_dict(run.config) if run.config else TrainConfig()
+        self.processes.check(config.batch_size, config.device)
         manifest = run.run_dir / "manifest.json"
         if manifest.is_file():  # checked again by the job; here for an immediate answer
             style = self.styles.get(run.style_id)
             _same_images(json.loads(manifest.read_text(encoding="utf-8")),
                          self.plan(run.style_id), style.trigger)
-        self.store.update("runs", run_id, status="running", error=None, finished_at=None)
-        self.store.audit("training.resume", run.style_id, run_id=run_id)
+        # `processes`: those of the latest session (a checkpoint does not depend on them)
+        self.store.update("runs", run_id, status="running", error=None, finished_at=None,
+                          processes=self.processes.count)
+        self.store.audit("training.resume", run.style_id, run_id=run_id,
+                         processes=self.processes.count)
         return self._submit(run_id, self.styles.get(run.style_id).name, resume=True)
 
     def _submit(self, run_id: str, style_name: str, resume: bool) -> Job:
@@ -406,7 +418,9 @@ class Training:
                     energy=None if step else meter.read().plus(prior).to_dict()),
                 resume=resume,
                 on_checkpoint=lambda step: self.store.update("runs", run_id, step=step))
-            trainer = Trainer(spec, ctx)
+            # The other processes of a launch train it too, writing nothing themselves.
+            self.processes.share(replace(spec, metadata=None, on_checkpoint=None))
+            trainer = Trainer(spec, ctx, self.processes)
             trainer.prepare()
             self.store.update("runs", run_id, total_steps=trainer.total_steps, step=trainer.step)
             outcome = trainer.run()
@@ -540,7 +554,8 @@ class Training:
         run = self.get_run(run_id)
         finished_at = utc_now()
         outcome = {"status": status, "step": step, "total_steps": run.total_steps,
-                   "error": error, "energy": energy.to_dict(), "energy_summary": energy.summary(),
+                   "processes": run.processes, "error": error, "energy": energy.to_dict(),
+                   "energy_summary": energy.summary(),
                    "flags": run.flags, "finished_at": finished_at}
         try:
             atomic_write_json(run.run_dir / "outcome.json", outcome)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from accelerate.utils import DataLoaderConfiguration
 from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
 from style_studio.base.errors import JobCancelled, StudioError
@@ -58,6 +59,7 @@ from .data import (
     pixel_step,
     training_caption,
 )
+from .distributed import Processes, take
 from .eta import StepClock, window_for
 from .export import (
     DIFFUSERS_NAME,
@@ -111,7 +113,8 @@ class TrainSpec:
     cache_root: Path
     identity: str
     kohya_name: str
-    metadata: Callable[[str, int | None], dict[str, Any]]  # (format, step) -> __metadata__
+    # (format, step) -> __metadata__; None in the processes that do not write
+    metadata: Callable[[str, int | None], dict[str, Any]] | None
     resume: bool = False
     on_checkpoint: Callable[[int], None] | None = None
 
@@ -125,10 +128,15 @@ class Outcome:
 
 
 class Trainer:
-    """Trains one run; `prepare()` then `run()`, or `train_step()` for benchmarks."""
+    """Trains one run; `prepare()` then `run()`, or `train_step()` for benchmarks.
 
-    def __init__(self, spec: TrainSpec, reporter: Reporter):
+    `processes`: this process's place in a multi-process launch (data-parallel; only the
+    main process writes files); None = the one process."""
+
+    def __init__(self, spec: TrainSpec, reporter: Reporter,
+                 processes: Processes | None = None):
         self.spec = spec
+        self.processes = processes or Processes()
         self.cfg = spec.config
         self.reporter = reporter
         self.checkpoints = CheckpointFolder(spec.run_dir)
@@ -142,18 +150,25 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------
     def prepare(self) -> None:
-        cfg, spec = self.cfg, self.spec
-        self.device = pick_device(cfg.device)
+        cfg, spec, procs = self.cfg, self.spec, self.processes
+        self.device = procs.device(cfg.device) if procs.distributed else pick_device(cfg.device)
         # accelerate keeps one process-wide state and refuses a second Accelerator with
         # another precision or device; runs here are sequential, so start each afresh.
+        # split_batches: a step's batch is the global one, split across the processes, so
+        # the LR schedule steps once per step (not once per process).
         AcceleratorState._reset_state(reset_partial_state=True)
-        self.accelerator = Accelerator(mixed_precision=precision(cfg, self.device),
-                                       cpu=self.device.device == "cpu")
+        self.accelerator = Accelerator(
+            mixed_precision=precision(cfg, self.device), cpu=self.device.device == "cpu",
+            dataloader_config=DataLoaderConfiguration(split_batches=True))
         self.dev = self.accelerator.device
+        if not procs.main:  # the main process fills the cache and tidies the run first
+            self.accelerator.wait_for_everyone()
         self.family = family_spec(spec.family)
         self.flow = self.family.flow
-        self.cache = LatentCache(spec.cache_root, spec.identity)
-        self.prompt_cache = LatentCache(spec.cache_root, spec.identity)  # not per image
+        # The other processes only read the cache the main process has filled.
+        self.cache = LatentCache(spec.cache_root, spec.identity, writes=procs.main)
+        self.prompt_cache = LatentCache(spec.cache_root, spec.identity,  # not per image
+                                        writes=procs.main)
         encoders = ("text_encoder", "text_encoder_2")[:len(self.family.text_encoders)]
         skip = encoders if self.flow is not None and self._all_text_cached() else ()
         self._status("Loading the base model" + (" (every text embedding is cached: "
@@ -187,7 +202,7 @@ class Trainer:
             self.family.default_targets if self.flow else None)
         self.examples = self._encode_dataset()
         self.empty_text = self._empty_text()
-        self.sample_text = self._sample_text()
+        self.sample_text = self._sample_text() if procs.main else None
         if self.flow is not None:
             self._free_text_encoders()
         self.order = BatchOrder([e.bucket for e in self.examples], cfg.batch_size, cfg.repeats,
@@ -195,15 +210,22 @@ class Trainer:
         self.total_steps = (cfg.epochs * self.order.steps_per_epoch if cfg.epochs > 0
                             else cfg.max_steps)
         optimizer, scheduler, self.params = make_optimizer(self.models, cfg, self.total_steps)
-        self.denoiser, self.optimizer, self.lr_scheduler = self.accelerator.prepare(
-            self.denoiser, optimizer, scheduler)
+        # Not wrapped in DistributedDataParallel: a process's share of a batch can be short
+        # or empty, and a text encoder's LoRA is called outside the denoiser, so the
+        # gradients are summed by hand (_sum_gradients). One process: the same as prepare().
+        self.denoiser = self.accelerator.prepare_model(self.denoiser,
+                                                       evaluation_mode=procs.distributed)
+        self.optimizer, self.lr_scheduler = self.accelerator.prepare(optimizer, scheduler)
         self.generator = torch.Generator(device=self.dev).manual_seed(cfg.seed)
-        self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
-                                    lambda: self.reporter.cancel_requested,
-                                    self.sample_text)
-        self.samples.set_style([item.path for item in spec.items])
+        if procs.main:
+            self.samples = SampleWriter(self.pipe, spec.run_dir, cfg, spec.family, self.dev,
+                                        lambda: self.reporter.cancel_requested,
+                                        self.sample_text)
+            self.samples.set_style([item.path for item in spec.items])
         if spec.resume:
             self._restore()
+        if procs.main and procs.distributed:
+            self.accelerator.wait_for_everyone()
 
     def _encode_dataset(self) -> list[TrainExample]:
         cfg, spec, vae = self.cfg, self.spec, self.pipe.vae
@@ -303,10 +325,13 @@ class Trainer:
 
     # -- resume ---------------------------------------------------------------------------
     def _restore(self) -> None:
-        self.checkpoints.clean_temp()
+        main = self.processes.main
+        if main:
+            self.checkpoints.clean_temp()
         step = self.checkpoints.latest()
         if step is None:
-            self.reporter.log("No complete checkpoint yet: starting again from step 0.")
+            if main:
+                self.reporter.log("No complete checkpoint yet: starting again from step 0.")
             return
         state = read_state(self.checkpoints.path(step) / STATE_DIR)
         restore_lora({k: self.accelerator.unwrap_model(m) for k, m in self.models.items()},
@@ -318,6 +343,8 @@ class Trainer:
         self.ema = float(state.extra.get("ema", 0.0))
         self.ema_n = int(state.extra.get("ema_n", 0))
         self.elapsed_before = float(state.extra.get("elapsed_s", 0.0))
+        if not main:
+            return
         self.checkpoints.drop_after(step)
         for name in ("metrics.jsonl", SCORES_NAME):  # a resume writes these rows again
             truncate_jsonl(self.spec.run_dir / name, step)
@@ -384,15 +411,22 @@ class Trainer:
             return per_sample.mean()
         return (per_sample * min_snr_weights(self.noise_scheduler, timesteps, gamma)).mean()
 
-    def flow_loss(self, batch: dict[str, Any], noise: torch.Tensor) -> torch.Tensor:
+    def flow_loss(self, batch: dict[str, Any], noise: torch.Tensor,
+                  rows: slice | None = None) -> torch.Tensor | None:
         """Rectified flow: the velocity from data to noise at a σ drawn like the family's
-        sampler walks it; MSE per sample with the recipe's weighting."""
+        sampler walks it; MSE per sample with the recipe's weighting. `rows`: this
+        process's share of the batch (σ is drawn for all of it); None when it is empty."""
         assert self.flow is not None
         latents = batch["latents"]
         sigmas = sample_sigmas(latents.shape[0], self.flow.recipe,
                                dict(self.noise_scheduler.config),
                                self.flow.image_seq_len(latents), self.generator, self.dev)
         noisy, target = noisy_and_target(latents, noise, sigmas)
+        if rows is not None:
+            noisy, target, sigmas, batch = (noisy[rows], target[rows], sigmas[rows],
+                                            take(batch, rows))
+            if noisy.shape[0] == 0:
+                return None
         with self.accelerator.autocast():
             pred = self.flow.velocity(self.denoiser, noisy, sigmas, batch["text"])
         per_sample = F.mse_loss(pred.float(), target.float(), reduction="none")
@@ -400,35 +434,86 @@ class Trainer:
         return (per_sample * loss_weights(self.flow.recipe, sigmas)).mean()
 
     def train_step(self, step: int) -> float:
-        """One optimizer step on the batch of 0-based `step`; returns the loss."""
+        """One optimizer step on the batch of 0-based `step`; returns the loss (of the
+        whole batch: with several processes, each computes its rows' part)."""
         batch = self._batch(step)
         latents, gen, dev = batch["latents"], self.generator, self.dev
+        # Every draw is for the whole batch, in every process: the generator stays the same
+        # everywhere, and a row gets the same noise whatever the number of processes.
         noise = torch.randn(latents.shape, generator=gen, device=dev)
         if self.cfg.noise_offset > 0:
             noise = noise + self.cfg.noise_offset * torch.randn(
                 (*latents.shape[:2], 1, 1), generator=gen, device=dev)
+        n = latents.shape[0]
+        rows = self.processes.rows(n) if self.processes.distributed else None
+        loss: torch.Tensor | None
         if self.flow is not None:
-            loss = self.flow_loss(batch, noise)
+            loss = self.flow_loss(batch, noise, rows)
         else:
             timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps,
-                                      (latents.shape[0],), generator=gen, device=dev)
+                                      (n,), generator=gen, device=dev)
             noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
             target = denoising_target(self.noise_scheduler, latents, noise, timesteps)
-            with self.accelerator.autocast():
-                embeds, added = self._conditioning(batch)
-                pred = self.denoiser(noisy, timesteps, embeds, added_cond_kwargs=added).sample
-            loss = self.denoising_loss(pred, target, timesteps)
-        value = float(loss.detach())
+            if rows is not None:
+                noisy, target, timesteps, batch = (noisy[rows], target[rows], timesteps[rows],
+                                                   take(batch, rows))
+            if noisy.shape[0] == 0:
+                loss = None
+            else:
+                with self.accelerator.autocast():
+                    embeds, added = self._conditioning(batch)
+                    pred = self.denoiser(noisy, timesteps, embeds,
+                                         added_cond_kwargs=added).sample
+                loss = self.denoising_loss(pred, target, timesteps)
+        if rows is not None:
+            loss, value = self._share_of_loss(loss, rows, n)
+        else:
+            assert loss is not None
+            value = float(loss.detach())
         if value != value or value in (float("inf"), float("-inf")):
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(self._diverged_message(step + 1, value))
-        self.accelerator.backward(loss)
+        if loss is not None:
+            self.accelerator.backward(loss)
+        if rows is not None:
+            self._sum_gradients()
         if self.cfg.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return value
+
+    def _share_of_loss(self, loss: torch.Tensor | None, rows: slice,
+                       n: int) -> tuple[torch.Tensor | None, float]:
+        """This process's part of the batch's mean loss (its rows' mean × rows / n), and
+        the whole batch's mean, summed over the processes: every process sees the same
+        value, so a non-finite loss stops them all."""
+        count = rows.stop - rows.start
+        part = None if loss is None else loss * (count / n)
+        mine = part.detach().float() if part is not None else torch.zeros((), device=self.dev)
+        return part, float(self.accelerator.reduce(mine, reduction="sum"))
+
+    def _sum_gradients(self) -> None:
+        """Add up the processes' gradients (each already scaled by its share of the
+        batch), in one all-reduce; a process without rows adds zeros."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        flat = torch.cat([g.reshape(-1).float() for g in grads])
+        flat = self.accelerator.reduce(flat, reduction="sum")
+        offset = 0
+        for param in self.params:
+            size = param.numel()
+            param.grad = flat[offset:offset + size].view_as(param).to(param.dtype)
+            offset += size
+
+    def _stop_asked(self) -> bool:
+        """Cancel (or the demo's time limit) as the main process sees it; every process
+        learns it at the same step, so they stop together."""
+        asked = bool(self.reporter.cancel_requested)
+        if not self.processes.distributed:
+            return asked
+        flag = torch.tensor(float(asked and self.processes.main), device=self.dev)
+        return bool(self.accelerator.reduce(flag, reduction="max") > 0)
 
     def _diverged_message(self, step: int, value: float) -> str:
         last = f"step {self.last_saved}" if self.last_saved else "none yet"
@@ -463,14 +548,15 @@ class Trainer:
 
     def _run(self) -> Outcome:
         cfg, total = self.cfg, self.total_steps
-        metrics = (self.spec.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        metrics = ((self.spec.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+                   if self.processes.main else None)
         self.session_t0 = session_t0 = time.monotonic()
         self.clock.tick(self.step, session_t0)
         train_time, session_steps = 0.0, 0
         self.denoiser.train()
         try:
             while self.step < total:
-                if self.reporter.cancel_requested:
+                if self._stop_asked():
                     self._stop()
                 t0 = time.monotonic()
                 loss = self.train_step(self.step)
@@ -485,13 +571,15 @@ class Trainer:
                         and self.step < total:
                     self._checkpoint()
         finally:
-            metrics.close()
-        self._sample()
-        self._export()
+            if metrics is not None:
+                metrics.close()
+        if self.processes.main:
+            self._sample()
+            self._export()
         return Outcome(self.step, total, self.cache.stats.hits, self.cache.stats.misses)
 
     def _stop(self) -> None:
-        if self.step > self.last_saved:
+        if self.step > self.last_saved and self.processes.main:
             self._checkpoint()
         where = f"step {self.step}" if self.step else "the start"
         raise JobCancelled(f"{self._why_stopped()} at {where}; a checkpoint was saved, so "
@@ -507,6 +595,8 @@ class Trainer:
         smooth = self.ema / (1 - SMOOTHING ** self.ema_n)
         self.clock.tick(self.step)
         eta = self.clock.eta(self.total_steps - self.step)
+        if handle is None:  # a process that does not write
+            return
         lr = float(self.lr_scheduler.get_last_lr()[0])
         row = {"step": self.step, "loss": loss, "loss_smooth": smooth, "lr": lr,
                "steps_per_s": steps_per_s, "eta_s": eta,
@@ -525,7 +615,7 @@ class Trainer:
         self.reporter.progress(0.0, message, phase="preparing", run_id=self.spec.run_id)
 
     def _sample(self) -> None:
-        if not self.samples.prompts:
+        if not self.processes.main or not self.samples.prompts:
             return
         self.denoiser.eval()
         try:
@@ -541,6 +631,8 @@ class Trainer:
         return state
 
     def _checkpoint(self) -> None:
+        if not self.processes.main:
+            return
         state = self._state()
         session_s = time.monotonic() - self.session_t0
         extra = {"ema": self.ema, "ema_n": self.ema_n, "total_steps": self.total_steps,
@@ -568,6 +660,7 @@ class Trainer:
         """The run's provenance plus what only the loaded model knows: its objective."""
         objective = ("flow" if self.flow is not None
                      else self.noise_scheduler.config.prediction_type)
+        assert self.spec.metadata is not None  # the main process's spec has it
         return {**self.spec.metadata(fmt, step), "modelspec.prediction_type": objective}
 
     def _export(self) -> None:

@@ -73,6 +73,8 @@ def summary_markdown(run: Run | None, images: list[RunImage]) -> str:
     # trains, the live step is in the progress bar above, not a stale copy here.
     where = ("see the progress bar above" if run.active
              else f"step {run.step} of {run.total_steps}")
+    if run.processes > 1:  # an `accelerate launch` trained it
+        where += f", {run.processes} processes"
     lines = [f"#### Run `{run.id}` — {run.shown_status}, {where}",
              f"Started {_when(run.created_at)}{ended} · base model `{escape_md(run.base_model)}`"
              + (f" (identity `{escape_md(run.base_model_identity)}`)"
