@@ -9,9 +9,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,28 @@ def atomic_zip(target: Path, members: Iterable[tuple[Path, str]]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def ensure_folder(folder: Path, fill: Callable[[Path], None], done: str) -> Path:
+    """`folder`, filled once by `fill(tmp)` in a hidden temp folder beside it and renamed
+    into place when complete, so a crash or a concurrent caller never leaves a half-made
+    folder that looks finished. `done` names the file whose presence means finished."""
+    folder = Path(folder)
+    if (folder / done).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / done).is_file():
+                raise  # not a lost race: a real failure
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

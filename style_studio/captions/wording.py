@@ -19,11 +19,12 @@ from typing import Any
 from huggingface_hub import try_to_load_from_cache
 from transformers import AutoTokenizer
 
+from style_studio.base.family import is_toy
 from style_studio.models.families import ensure_twin, family_spec
 from style_studio.models.families.spec import TokenReader
 from style_studio.models.loading import KNOWN_HUB_MODELS
 from style_studio.models.tiny import parse_tiny_id, tiny_id
-from style_studio.models.toy import TOY_ID, ensure_toy_model
+from style_studio.models.toy import ensure_toy_model
 
 PEOPLE_WORDS = Path(__file__).resolve().parents[2] / "assets" / "wording" / "people_words.txt"
 _STOP_TEXT = """a an the of and or with in on at by to from for is are its it this that as
@@ -268,8 +269,8 @@ class BaseTokenizers:
             path = self.models_dir / ref
         if tiny:
             folder: Path | None = ensure_twin(tiny[0], self.models_dir, tiny[1])
-        elif ref == TOY_ID:  # shipped with the app: copied in on first use, like the tiny one
-            folder = ensure_toy_model(self.models_dir)
+        elif is_toy(ref):  # shipped with the app: copied in on first use, like the tiny one
+            folder = ensure_toy_model(self.models_dir, toy_id=ref)
         elif path.is_dir():
             folder = path
         else:  # a hub id; a single-file checkpoint uses its family's hub tokenizer

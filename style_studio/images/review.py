@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from style_studio.base.family import FAMILY_LABELS, TOY_ID, native_side
+from style_studio.base.family import FAMILY_LABELS, is_toy, native_side
 from style_studio.base.store import Store
 from style_studio.captions.records import CaptionRecords
 
@@ -29,7 +29,7 @@ BLOCKED_CONSENT = ("refused", "revoked")
 def minimum_side(family: str, base_model: str | None = None) -> tuple[int, str]:
     """The short side images should have, and for what: the family's native size, or
     256 px when the style trains on the built-in toy model, which never sees more."""
-    model = "the built-in toy model" if base_model == TOY_ID else FAMILY_LABELS.get(family, family)
+    model = "the built-in toy model" if is_toy(base_model) else FAMILY_LABELS.get(family, family)
     return native_side(family, base_model), model
 
 

@@ -28,7 +28,7 @@ from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file
 
 from style_studio.base.errors import InvalidInput, ModelUnavailable
-from style_studio.base.family import FAMILIES, Family, check_family
+from style_studio.base.family import FAMILIES, TOY_MODELS, Family, check_family
 from style_studio.base.files import sha256_file
 from style_studio.models.checkpoint_files import (
     PICKLE_SUFFIXES,
@@ -53,7 +53,8 @@ from style_studio.models.tiny import (
     parse_tiny_id,
     tiny_id,
 )
-from style_studio.models.toy import TOY_ID, TOY_LABEL, ensure_toy_model
+from style_studio.models.toy import TOY_LABEL, ensure_toy_model
+from style_studio.models.toy_flow import TOY_FLUX1_LABEL
 
 SourceKind = Literal["tiny", "hub", "folder", "file"]
 
@@ -113,8 +114,8 @@ def _resolve(ref: str, models_dir: Path) -> _Resolved:
     ref = ref.strip()
     if not ref:
         raise InvalidInput("No base model given.")
-    if ref == TOY_ID:
-        return _Resolved("tiny", ref, Path(models_dir) / TOY_ID, toy=True)
+    if ref in TOY_MODELS:
+        return _Resolved("tiny", ref, Path(models_dir) / ref, toy=True)
     tiny = parse_tiny_id(ref)
     if tiny:
         return _Resolved("tiny", ref, Path(models_dir) / tiny_id(*tiny), tiny)
@@ -175,7 +176,7 @@ def guess_family(ref: str, models_dir: Path) -> Family:
     """Best guess of a ref's family from its contents, else from its name."""
     resolved = _resolve(ref, models_dir)
     if resolved.toy:
-        return "sd15"
+        return TOY_MODELS[resolved.ref]
     if resolved.tiny:
         return resolved.tiny[0]
     if resolved.kind == "folder" and resolved.path and resolved.path.is_dir():
@@ -214,25 +215,30 @@ def _describe_tiny(resolved: _Resolved, models_dir: Path) -> BaseModelSource:
     return BaseModelSource(resolved.ref, family, "tiny", label, True, f"{detail}; {TINY_NOTE}.")
 
 
-# -- the built-in toy model (style_studio/toy_model.py): a pretrained tiny SD 1.x ---------
+# -- the built-in toy models (models/toy.py, toy_flow.py): tiny models pretrained here ----
+
+_TOY_LABELS = {"sd15": TOY_LABEL, "flux1": TOY_FLUX1_LABEL}
 
 
 def _describe_toy(resolved: _Resolved, family: Family) -> BaseModelSource:
     assert resolved.path is not None
-    if family != "sd15":
-        return BaseModelSource(resolved.ref, "sd15", "tiny", TOY_LABEL, False,
-                               f"The toy model is SD 1.x-shaped, not {family}.")
+    own = TOY_MODELS[resolved.ref]
+    label = _TOY_LABELS[own]
+    if family != own:
+        return BaseModelSource(resolved.ref, own, "tiny", label, False,
+                               f"The toy model {resolved.ref} is {own}-shaped, not {family}.")
     saved = (resolved.path / "model_index.json").is_file()
     detail = f"Saved in {resolved.path}" if saved else "Copied into the workspace on first use"
-    return BaseModelSource(resolved.ref, "sd15", "tiny", TOY_LABEL, True, detail + ".")
+    return BaseModelSource(resolved.ref, own, "tiny", label, True, detail + ".")
 
 
-def toy_identity(models_dir: Path) -> str:
-    """The toy model's weights differ by machine only if rebuilt: name them by hash."""
-    folder = ensure_toy_model(models_dir)
-    weights = sorted((folder / "unet").glob("*.safetensors"))
+def toy_identity(models_dir: Path, toy_id: str) -> str:
+    """A toy model's weights differ by machine only if rebuilt: name them by hash."""
+    folder = ensure_toy_model(models_dir, toy_id=toy_id)
+    denoiser = "unet" if TOY_MODELS[toy_id] in ("sd15", "sdxl") else "transformer"
+    weights = sorted((folder / denoiser).glob("*.safetensors"))
     digest = sha256_file(weights[0])[:16] if weights else "unknown"
-    return f"{TOY_ID}@sha256:{digest}"
+    return f"{toy_id}@sha256:{digest}"
 
 
 def _describe_hub(repo_id: str, family: Family) -> BaseModelSource:
@@ -310,7 +316,7 @@ def list_base_models(models_dir: Path, extra_refs: Iterable[str] = ()) -> list[B
     `models_dir`, then `extra_refs`. Nothing is loaded and nothing is downloaded."""
     models_dir = Path(models_dir)
     refs: list[tuple[str, Family]] = [(TINY_IDS[f], f) for f in FAMILIES]
-    refs.append((TOY_ID, "sd15"))
+    refs += list(TOY_MODELS.items())
     refs += [(repo_id, known[0]) for repo_id, known in KNOWN_HUB_MODELS.items()]
     refs += [(str(path), guess_family(str(path), models_dir)) for path in _local_models(models_dir)]
     refs += [(ref, guess_family(ref, models_dir)) for ref in extra_refs]
@@ -379,9 +385,11 @@ def load_pipeline(
     device = device or pick_device()
     resolved = _resolve(ref, models_dir)
     if resolved.toy:
-        if family != "sd15":
-            raise InvalidInput(f"{ref} is an sd15 model, but {family} was asked for.")
-        return _load_folder(ensure_toy_model(models_dir), family, device, skip)
+        if family != TOY_MODELS[resolved.ref]:
+            raise InvalidInput(f"{ref} is a {TOY_MODELS[resolved.ref]} model, but {family} "
+                               "was asked for.")
+        return _load_folder(ensure_toy_model(models_dir, toy_id=resolved.ref), family, device,
+                            skip)
     if resolved.tiny:
         tiny_family, seed = resolved.tiny
         if tiny_family != family:
@@ -570,7 +578,7 @@ def model_identity(ref: str, models_dir: Path) -> str:
     """A stable name for the exact weights behind `ref`, for cache keys and manifests."""
     resolved = _resolve(ref, models_dir)
     if resolved.toy:
-        return toy_identity(models_dir)
+        return toy_identity(models_dir, resolved.ref)
     if resolved.tiny:
         family, seed = resolved.tiny
         return f"{TINY_IDS[family]}@seed{seed}"

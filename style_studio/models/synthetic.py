@@ -110,6 +110,14 @@ def texture_image(rng: np.random.Generator, size: int) -> tuple[Image.Image, str
     return image, f"{fore_name} dots on {back_name}"
 
 
+def pool_image(rng: np.random.Generator, size: int, texture_share: float
+               ) -> tuple[Image.Image, str]:
+    """One picture of a toy model's pretraining pool, and its caption."""
+    if rng.uniform() < texture_share:
+        return texture_image(rng, size)
+    return shapes_image(rng, size)
+
+
 def _grain(rng: np.random.Generator, pixels: np.ndarray) -> np.ndarray:
     noisy = pixels + rng.normal(0, 4, pixels.shape)
     return np.clip(noisy, 0, 255).astype(np.uint8)

@@ -8,10 +8,7 @@ exist for tests and for trying the workflow offline; their images are noise, not
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ from diffusers import (
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
 from style_studio.base.family import FLOW_FAMILIES, Family, check_family
-from style_studio.base.files import atomic_write_json
+from style_studio.base.files import atomic_write_json, ensure_folder
 
 from .tokenizer_assets import build_clip_tokenizer, tiny_clip_text_config
 
@@ -175,24 +172,12 @@ def ensure_tiny_model(family: Family, models_dir: Path, seed: int = 0,
     concurrent caller never leaves a half-written model that looks complete.
     """
     check_family(family)
-    models_dir = Path(models_dir)
-    folder = models_dir / tiny_id(family, seed)
-    if (folder / "model_index.json").is_file():
-        return folder
-    models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
-    try:
+
+    def fill(tmp: Path) -> None:
         with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state untouched
             pipe = (build or build_tiny_pipeline)(family, seed)
         pipe.save_pretrained(tmp, safe_serialization=True)
         marker = {"kind": "tiny-random", "family": family, "seed": seed, "note": TINY_NOTE}
         atomic_write_json(tmp / TINY_MARKER, marker)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "model_index.json").is_file():
-                raise  # not a lost race: a real failure
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    return ensure_folder(Path(models_dir) / tiny_id(family, seed), fill, "model_index.json")

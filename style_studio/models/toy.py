@@ -18,9 +18,7 @@ machine; other seeds, or a checkout without the asset, are built on first use.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,17 +27,17 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 
-from style_studio.base.family import TOY_ID, TOY_SIDE
-from style_studio.base.files import atomic_write_json
+from style_studio.base.family import TOY_FLUX1_ID, TOY_ID, TOY_MODELS, TOY_SIDE
+from style_studio.base.files import ensure_folder
 
 from .objective import denoising_target
-from .synthetic import shapes_image, texture_image
-from .tiny import TINY_MARKER
-from .toy_parts import toy_pipeline
+from .synthetic import pool_image
+from .toy_parts import save_toy, toy_pipeline
 
 TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
              "workflow; real styles need SD 1.5 or SDXL")
-ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / TOY_ID
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSET_DIR = ASSETS / TOY_ID
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,8 @@ class ToyRecipe:
     caption_dropout: float = 0.1  # empty prompts, so classifier-free guidance has an anchor
 
 
-def toy_folder_name(seed: int) -> str:
-    return TOY_ID if seed == 0 else f"{TOY_ID}-seed{seed}"
-
-
-def _pool_image(rng: np.random.Generator, recipe: ToyRecipe):
-    if rng.uniform() < recipe.texture_share:
-        return texture_image(rng, recipe.image_size)
-    return shapes_image(rng, recipe.image_size)
+def toy_folder_name(seed: int, toy_id: str = TOY_ID) -> str:
+    return toy_id if seed == 0 else f"{toy_id}-seed{seed}"
 
 
 def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
@@ -76,8 +68,8 @@ def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
     set here to 1 / their std, as SD's own factor was chosen: otherwise the noisy latents
     are almost pure noise and the UNet has no image left to learn from.
     """
-    pictures, captions = zip(*(_pool_image(rng, recipe) for _ in range(recipe.pool_size)),
-                             strict=True)
+    pictures, captions = zip(*(pool_image(rng, recipe.image_size, recipe.texture_share)
+                               for _ in range(recipe.pool_size)), strict=True)
     pixels = torch.from_numpy(np.stack([np.asarray(p) for p in pictures])).float()
     pixels = pixels.permute(0, 3, 1, 2) / 127.5 - 1.0
     with torch.no_grad():
@@ -135,57 +127,51 @@ def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()
     with torch.random.fork_rng(devices=[]):
         pipe = toy_pipeline(seed)
         losses = pretrain(pipe, seed, recipe)
-    window = min(50, max(1, len(losses) // 4))  # mean loss over the first / last steps
-    pipe.save_pretrained(folder, safe_serialization=True)
-    marker = {"kind": "toy", "family": "sd15", "seed": seed, "note": TOY_LABEL,
-              "recipe": recipe.__dict__,
-              "vae_scaling_factor": pipe.vae.config.scaling_factor,
-              "loss_start": float(np.mean(losses[:window])),
-              "loss_end": float(np.mean(losses[-window:])), "loss_window": window}
-    atomic_write_json(folder / TINY_MARKER, marker)
-    return folder
+    return save_toy(pipe, folder, "sd15", seed, TOY_LABEL, recipe, losses)
 
 
-def ensure_toy_model(models_dir: Path, seed: int = 0) -> Path:
-    """The toy model's folder under `models_dir`, made once (copied from assets for seed 0).
+def _builder(toy_id: str):
+    if toy_id == TOY_FLUX1_ID:
+        from .toy_flow import build_toy_flux1  # pretraining code only a rebuild needs
+
+        return build_toy_flux1
+    return build_toy_model
+
+
+def ensure_toy_model(models_dir: Path, seed: int = 0, toy_id: str = TOY_ID) -> Path:
+    """A toy model's folder under `models_dir`, made once (copied from assets for seed 0).
 
     Written into a hidden temp folder and renamed into place, so an interrupted build
     never leaves a folder that looks complete.
     """
-    models_dir = Path(models_dir)
-    folder = models_dir / toy_folder_name(seed)
-    if (folder / "model_index.json").is_file():
-        return folder
-    models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=models_dir))
-    try:
-        if seed == 0 and (ASSET_DIR / "model_index.json").is_file():
-            shutil.copytree(ASSET_DIR, tmp, dirs_exist_ok=True)
+    if toy_id not in TOY_MODELS:
+        raise ValueError(f"Unknown toy model {toy_id!r}.")
+    asset = ASSETS / toy_id
+
+    def fill(tmp: Path) -> None:
+        if seed == 0 and (asset / "model_index.json").is_file():
+            shutil.copytree(asset, tmp, dirs_exist_ok=True)
         else:
-            build_toy_model(tmp, seed)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "model_index.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+            _builder(toy_id)(tmp, seed)
+
+    return ensure_folder(Path(models_dir) / toy_folder_name(seed, toy_id), fill,
+                         "model_index.json")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Rebuild the shipped toy model: python -m style_studio.models.toy --out assets/toy-sd15"""
+    """Rebuild a shipped toy model: python -m style_studio.models.toy [--model toy-flux1]"""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--out", type=Path, default=ASSET_DIR)
+    parser.add_argument("--model", choices=sorted(TOY_MODELS), default=TOY_ID)
+    parser.add_argument("--out", type=Path, default=None, help="default: assets/<model>")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    build_toy_model(args.out, args.seed)
-    print(f"toy model written to {args.out}")
+    out = args.out or ASSETS / args.model
+    if out.exists():
+        shutil.rmtree(out)
+    _builder(args.model)(out, args.seed)
+    print(f"toy model written to {out}")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,17 @@ where it is the identity to within 0.1%. `norm_num_groups` is 1 for that reason.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 from torch import nn
 
 from style_studio.base.family import TOY_SIDE
+from style_studio.base.files import atomic_write_json
 
-from .tiny import build_tiny_pipeline
+from .tiny import TINY_MARKER, build_tiny_pipeline
 
 COLOURS = 3
 K = 100.0  # the constant channels that keep GroupNorm linear (fp16-safe: K^2 = 1e4)
@@ -69,19 +73,22 @@ def zero_snr_scheduler(pipe: DiffusionPipeline) -> DDIMScheduler:
         timestep_spacing="trailing", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
 
 
-def mosaic_vae() -> AutoencoderKL:
+def mosaic_vae(latent_channels: int = 4, flow: bool = False) -> AutoencoderKL:
     """The codec: latent channels 0-2 = mean R, G, B of each 8x8 block in [-1, 1],
-    channel 3 = their mean (the decoder ignores it)."""
+    channel 3 = their mean (the decoder ignores it), any further channels 0. `flow`
+    gives the FLUX.1 VAE's layout (16 channels, no quant convolutions)."""
     vae = AutoencoderKL(
         block_out_channels=(8, 16, 32, 32), in_channels=3, out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4, norm_num_groups=1, layers_per_block=1, sample_size=TOY_SIDE,
-        scaling_factor=1.0)
+        latent_channels=latent_channels, norm_num_groups=1, layers_per_block=1,
+        sample_size=TOY_SIDE, scaling_factor=1.0, shift_factor=0.0 if flow else None,
+        use_quant_conv=not flow, use_post_quant_conv=not flow)
     with torch.no_grad():
         for param in vae.parameters():
             param.zero_()
         _set_passthrough(vae)
-        _set_encoder_ends(vae.encoder.conv_in, vae.encoder.conv_norm_out, vae.encoder.conv_out)
+        _set_encoder_ends(vae.encoder.conv_in, vae.encoder.conv_norm_out, vae.encoder.conv_out,
+                          latent_channels)
         _set_decoder_ends(vae.decoder.conv_in, vae.decoder.conv_norm_out, vae.decoder.conv_out)
     vae.eval()
     return vae
@@ -125,14 +132,15 @@ def _linear_norm(norm: nn.GroupNorm) -> None:
     norm.bias[: 2 * COLOURS] = LIFT
 
 
-def _set_encoder_ends(conv_in: nn.Conv2d, norm: nn.GroupNorm, conv_out: nn.Conv2d) -> None:
+def _set_encoder_ends(conv_in: nn.Conv2d, norm: nn.GroupNorm, conv_out: nn.Conv2d,
+                      latent_channels: int) -> None:
     _signed_channels(conv_in, range(COLOURS))
     _linear_norm(norm)
     for ch in range(COLOURS):
         _centre(conv_out, ch, ch, 1.0)
         _centre(conv_out, COLOURS, ch, 1.0 / COLOURS)
-    conv_out.bias[: COLOURS + 1] = -LIFT
-    conv_out.bias[COLOURS + 1:] = LOGVAR
+    conv_out.bias[: COLOURS + 1] = -LIFT  # the mean channels; the rest of them stay 0
+    conv_out.bias[latent_channels:] = LOGVAR
 
 
 def _set_decoder_ends(conv_in: nn.Conv2d, norm: nn.GroupNorm, conv_out: nn.Conv2d) -> None:
@@ -141,3 +149,17 @@ def _set_decoder_ends(conv_in: nn.Conv2d, norm: nn.GroupNorm, conv_out: nn.Conv2
     for ch in range(COLOURS):
         _centre(conv_out, ch, ch, 1.0)
     conv_out.bias[:] = -LIFT
+
+
+def save_toy(pipe: DiffusionPipeline, folder: Path, family: str, seed: int, label: str,
+             recipe: object, losses: list[float]) -> Path:
+    """Save a pretrained toy with the marker that says what it is and how it was made."""
+    window = min(50, max(1, len(losses) // 4))  # mean loss over the first / last steps
+    pipe.save_pretrained(folder, safe_serialization=True)
+    marker = {"kind": "toy", "family": family, "seed": seed, "note": label,
+              "recipe": recipe.__dict__,
+              "vae_scaling_factor": pipe.vae.config.scaling_factor,
+              "loss_start": float(np.mean(losses[:window])),
+              "loss_end": float(np.mean(losses[-window:])), "loss_window": window}
+    atomic_write_json(folder / TINY_MARKER, marker)
+    return folder

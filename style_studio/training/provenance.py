@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from style_studio.base.family import TOY_ID
+from style_studio.base.family import is_toy
 from style_studio.base.files import atomic_write_text, sha256_bytes, slug
 from style_studio.base.licences import LICENCES, licence_label, spdx_id
 from style_studio.base.run_redaction import erased_notice
@@ -251,7 +251,7 @@ def base_licence_text(ref: str, repo: str | None = None) -> str:
     hub model `ref` comes from, when known)."""
     reference = reference_model(repo or ref)
     if reference is None:
-        if parse_tiny_id(ref) or ref == TOY_ID:
+        if parse_tiny_id(ref) or is_toy(ref):
             return (f"{ref} is a tiny test model built into Style Studio, not a real model: "
                     "this LoRA is for trying the workflow only.")
         return (f"The licence of {ref} applies to this LoRA and to images made with it; "

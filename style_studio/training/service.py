@@ -25,7 +25,7 @@ from style_studio.base.errors import (
     ModelUnavailable,
     StudioError,
 )
-from style_studio.base.family import FLOW_FAMILIES, TOY_ID, native_side
+from style_studio.base.family import FLOW_FAMILIES, TOY_ID, is_toy, native_side
 from style_studio.base.files import atomic_write_json, atomic_write_text, sha256_bytes, slug
 from style_studio.base.jobs import FINISHED, Job, JobContext, JobRunner
 from style_studio.base.limits import DemoLimits, LimitReached
@@ -294,7 +294,7 @@ class Training:
         if not config.sample_prompts:
             config = TrainConfig.from_dict({**config.to_dict(),
                                             "sample_prompts": config.prompts_for(style.trigger)})
-        if not config.resolution and ref == TOY_ID:  # "native" is 256 px for the toy model
+        if not config.resolution and is_toy(ref):  # "native" is 256 px for the toy models
             config = TrainConfig.from_dict({**config.to_dict(),
                                             "resolution": native_side(style.family, ref)})
         run_id = new_id()
