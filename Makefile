@@ -2,6 +2,8 @@
 .PHONY: run test lint bench
 
 ARGS ?=
+# Test processes: two fit a 2-core machine (most tests run one torch thread each).
+TEST_WORKERS ?= 2
 
 run:
 	bash scripts/setup.sh run
@@ -11,7 +13,8 @@ test:
 	bash scripts/setup.sh test
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports --no-cache
-	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m pytest $(ARGS)
+	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m pytest \
+		-n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint:
 	.venv/bin/ruff check .
