@@ -2,7 +2,8 @@
 .PHONY: run test lint bench
 
 ARGS ?=
-# Test processes: two fit a 2-core machine (most tests run one torch thread each).
+# Test processes: two fit a 2-core machine (most tests run one torch thread each); the
+# browser tests take turns in one of them (tests/conftest.py).
 TEST_WORKERS ?= 2
 
 run:
@@ -14,7 +15,7 @@ test:
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports --no-cache
 	HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python -m pytest \
-		-n $(TEST_WORKERS) --dist loadfile $(ARGS)
+		-n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 lint:
 	.venv/bin/ruff check .

@@ -65,7 +65,8 @@ def start_app(workspace: Path, extra_args: list[str] | None = None,
     workspace.mkdir(parents=True, exist_ok=True)
     log = workspace.parent / f"app-{port}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1", "STYLE_STUDIO_TORCH_THREADS": "1", **(env or {})}
+           "PYTHONUNBUFFERED": "1", "STYLE_STUDIO_TORCH_THREADS": "1",
+           "OMP_NUM_THREADS": "1", **(env or {})}  # one torch thread: 2 cores, shared
     env.pop("GRADIO_TEMP_DIR", None)
     cmd = [sys.executable, str(root / "app.py"), *(extra_args or [])]
     if flags:

@@ -55,6 +55,16 @@ def style(studio):
     return studio.styles.create("Ink washes", trigger="inkwash", family="sd15")
 
 
+def pytest_collection_modifyitems(config, items):
+    """For `make test`'s two pytest-xdist processes (`--dist loadgroup`): the browser tests
+    run one at a time in one process (each drives an app and a Chromium, and two at once
+    starve a 2-core machine), and every other file stays whole in one process (its module
+    fixtures are built once)."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can tell a failure at

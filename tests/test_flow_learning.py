@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from training_helpers import add_cleared_images, write_images
+from training_helpers import add_cleared_images, training_threads, write_images
 
 from style_studio.base.family import TOY_FLUX1_ID
 from style_studio.images.style_signature import StyleSignature, style_distance
@@ -155,7 +155,7 @@ def test_toy_flux1_build_lowers_its_loss_and_loads_as_flux1(tmp_path):
 @pytest.mark.timeout(1800)  # under a minute on 2 idle cores; far longer on a loaded machine
 def test_a_flow_lora_learns_its_style_not_just_denoising(tmp_path):
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(training_threads())
     try:
         stripes = _effects(tmp_path, "stripes")
     finally:

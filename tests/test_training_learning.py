@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from training_helpers import add_cleared_images, write_images
+from training_helpers import add_cleared_images, training_threads, write_images
 
 from style_studio.images.style_signature import StyleSignature, style_distance
 from style_studio.models.devices import pick_device
@@ -87,7 +87,7 @@ def test_toy_model_build_lowers_its_loss_and_loads(tmp_path):
 @pytest.mark.timeout(1800)  # ~1 min on 2 idle cores; far longer on a loaded machine
 def test_a_style_lora_learns_its_style_not_just_denoising(tmp_path):
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(training_threads())
     try:
         with Studio.open(tmp_path / "workspace") as studio:
             style = studio.styles.create("Stripes", trigger="stylea", family="sd15")

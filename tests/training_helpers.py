@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -11,6 +12,13 @@ from PIL import Image
 from style_studio.models.synthetic import shapes_image, style_images
 from style_studio.studio import Studio
 from style_studio.training.config import TrainConfig
+
+
+def training_threads() -> int:
+    """Torch threads for a test that trains for a minute: 2 when it has the machine, 1
+    beside another test process (2 threads next to a busy process ran 7x slower: the
+    SD learning test took 477 s instead of ~65 s)."""
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 
 
 def write_images(folder: Path, images: list[Image.Image], prefix: str = "img") -> list[Path]:
