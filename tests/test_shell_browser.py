@@ -55,3 +55,30 @@ def test_bad_style_name_shows_a_clear_error(app_url, page):
     page.locator("#create-style").click()
     expect(page.get_by_text("must be one word")).to_be_visible(timeout=10_000)
 
+
+def test_a_style_set_by_the_app_refreshes_each_tab_once_not_in_a_loop(app_url, page):
+    """The address-keeping listener once re-fired the selector's change event forever (a
+    js-only listener that returned a value): every tab refreshed about once a second, the
+    server never idled, and on a loaded machine the Consent tab's list stayed covered by
+    its loading overlay for minutes (test_run_page_browser, CI). A style chosen now
+    set by the app (here: Open the demo style) refreshes each tab once, and then the page is
+    quiet but for the job-status poll."""
+    config = page.request.get(f"{app_url}config").json()
+    selector = next(c["id"] for c in config["components"]
+                    if c.get("props", {}).get("elem_id") == "style-selector")
+    listeners = sum(any(t[0] == selector and t[1] == "change" for t in d.get("targets", []))
+                    for d in config["dependencies"] if d.get("backend_fn"))
+    joined: list[int] = []
+    page.on("request", lambda r: joined.append(r.post_data_json.get("trigger_id"))
+            if "/queue/join" in r.url and r.post_data else None)
+    page.goto(str(app_url))
+    page.locator("#open-demo-style").click()  # at once, as an artist might: the loop began
+    expect(page.locator("#style-summary")).to_contain_text("Demo: mauve stripes",  # here
+                                                           timeout=30_000)
+    page.wait_for_timeout(4000)  # a loop ran each listener again about every second
+    changes = joined.count(selector)  # the page's first style, then the demo's
+    assert listeners >= 5 and changes >= listeners  # every tab listens, and was heard
+    assert changes <= 3 * listeners, f"{changes} refreshes for {listeners} listeners"
+    quiet = len(joined)
+    page.wait_for_timeout(3000)
+    assert joined[quiet:].count(selector) == 0, "the style keeps being announced"

@@ -23,7 +23,6 @@ KEEP_STYLE_IN_URL = f"""(styleId) => {{
   if (url.href !== window.location.href) {{
     window.history.replaceState(window.history.state, "", url);
   }}
-  return [];
 }}"""
 # The style's training-and-mining choice in plain words (CAWG values underneath).
 MINING_CHOICES = [("No: not for training AI (default)", "no"),
