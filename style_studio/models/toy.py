@@ -32,7 +32,7 @@ from style_studio.base.files import ensure_folder
 
 from .objective import denoising_target
 from .synthetic import pool_image
-from .toy_parts import save_toy, toy_pipeline
+from .toy_parts import pretrain_loop, save_toy, toy_pipeline
 
 TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
              "workflow; real styles need SD 1.5 or SDXL")
@@ -96,13 +96,8 @@ def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()
     latents, embeds, empty = _encode_pool(pipe, rng, recipe)
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     unet = pipe.unet
-    unet.train()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.learning_rate)
-    # Cosine decay to zero: the last steps settle the weights instead of jittering at
-    # full rate, which left the samples grainy (benchmarks.md).
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
-    losses = []
-    for _ in range(recipe.steps):
+
+    def loss_of_step() -> torch.Tensor:
         pick = torch.randint(0, len(latents), (recipe.batch_size,), generator=gen)
         clean = latents[pick]
         noise = torch.randn(clean.shape, generator=gen)
@@ -112,14 +107,9 @@ def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()
         cond = torch.where(drop[:, None, None], empty, embeds[pick])
         noisy = scheduler.add_noise(clean, noise, timesteps)
         pred = unet(noisy, timesteps, cond).sample
-        loss = F.mse_loss(pred, denoising_target(scheduler, clean, noise, timesteps))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-    unet.eval()
-    return losses
+        return F.mse_loss(pred, denoising_target(scheduler, clean, noise, timesteps))
+
+    return pretrain_loop(unet, recipe.steps, recipe.learning_rate, loss_of_step)
 
 
 def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()) -> Path:

@@ -34,7 +34,7 @@ from .families.flow import Flux1Flow, TextTensors, noisy_and_target, sample_sigm
 from .families.flux1 import build_tiny_flux1
 from .families.parts import ready
 from .synthetic import pool_image
-from .toy_parts import COLOURS, mosaic_vae, save_toy
+from .toy_parts import COLOURS, mosaic_vae, pretrain_loop, save_toy
 
 TOY_FLUX1_LABEL = ("Built-in toy FLUX.1-shaped model — trained here on generated shapes, for "
                    "trying the workflow; real styles need FLUX.1, FLUX.2 [klein] or Z-Image")
@@ -95,13 +95,9 @@ def pretrain(pipe: DiffusionPipeline, seed: int,
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     latents, texts, empty = _encode_pool(pipe, rng, recipe, adapter)
-    transformer = pipe.transformer
-    transformer.train()
-    optimizer = torch.optim.AdamW(transformer.parameters(), lr=recipe.learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps)
     seq_len = adapter.image_seq_len(latents)
-    losses = []
-    for _ in range(recipe.steps):
+
+    def loss_of_step() -> torch.Tensor:
         pick = torch.randint(0, len(latents), (recipe.batch_size,), generator=gen)
         clean = latents[pick]
         noise = torch.randn(clean.shape, generator=gen)
@@ -111,14 +107,9 @@ def pretrain(pipe: DiffusionPipeline, seed: int,
         text = adapter.collate([empty if d else texts[int(i)]
                                 for d, i in zip(drop.tolist(), pick, strict=True)], "cpu")
         noisy, target = noisy_and_target(clean, noise, sigmas)
-        loss = F.mse_loss(adapter.velocity(transformer, noisy, sigmas, text), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-    transformer.eval()
-    return losses
+        return F.mse_loss(adapter.velocity(pipe.transformer, noisy, sigmas, text), target)
+
+    return pretrain_loop(pipe.transformer, recipe.steps, recipe.learning_rate, loss_of_step)
 
 
 def build_toy_flux1(folder: Path, seed: int = 0,

@@ -28,6 +28,7 @@ where it is the identity to within 0.1%. `norm_num_groups` is 1 for that reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,23 @@ def save_toy(pipe: DiffusionPipeline, folder: Path, family: str, seed: int, labe
               "loss_end": float(np.mean(losses[-window:])), "loss_window": window}
     atomic_write_json(folder / TINY_MARKER, marker)
     return folder
+
+
+def pretrain_loop(module: nn.Module, steps: int, learning_rate: float,
+                  loss_of_step: Callable[[], torch.Tensor]) -> list[float]:
+    """Train `module`'s full weights for `steps` with AdamW and a cosine decay to zero (the
+    last steps settle the weights instead of jittering at full rate, which left the toy
+    SD model's samples grainy); `loss_of_step` draws a batch and returns its loss."""
+    module.train()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    losses = []
+    for _ in range(steps):
+        loss = loss_of_step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    module.eval()
+    return losses
