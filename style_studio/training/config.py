@@ -73,7 +73,9 @@ class TrainConfig:
     sample_prompts: list[str] = field(default_factory=list)  # empty = trigger-word defaults
     sample_seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     sample_steps: int = 20
-    sample_guidance: float = 7.0
+    # None = the base model's own convention (7 for SD, 3.5 for FLUX.1 [dev]'s distilled
+    # guidance, 0 for [schnell], ...): `guidance_for`, resolved when a run starts.
+    sample_guidance: float | None = None
     checkpoint_every: int = 250
     keep_checkpoints: int = 3
     device: str = "auto"
@@ -116,6 +118,13 @@ class TrainConfig:
             return self.epochs * self.steps_per_epoch(image_count)
         return self.max_steps
 
+    def guidance_for(self, family: str, base_model: str | None = None) -> float:
+        """The samples' guidance: the artist's, else the base model's own convention (a
+        FLUX.1 [dev] sample at SD's 7 would be burnt)."""
+        if self.sample_guidance is not None:
+            return float(self.sample_guidance)
+        return family_training(family, base_model).sample_guidance
+
     def prompts_for(self, trigger: str) -> list[str]:
         """The sample prompts: the artist's, else defaults that use the trigger word."""
         prompts = [p.strip() for p in self.sample_prompts if p and p.strip()]
@@ -137,9 +146,12 @@ class TrainConfig:
         return self
 
 
-def _range(name: str, label: str, low: float, high: float, hint: str = ""):
+def _range(name: str, label: str, low: float, high: float, hint: str = "",
+           optional: bool = False):
     def check(cfg: TrainConfig) -> str | None:
         value = getattr(cfg, name)
+        if optional and value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             return f"{label} must be a number (it is {value!r})"
         if not low <= value <= high:
@@ -209,7 +221,7 @@ _CHECKS = (
     _range("max_grad_norm", "gradient clipping", 0, 1000),
     _range("sample_every", "sample every", 0, 100_000),
     _range("sample_steps", "sample steps", 1, 150),
-    _range("sample_guidance", "sample guidance", 0, 30),
+    _range("sample_guidance", "sample guidance", 0, 30, optional=True),
     _range("checkpoint_every", "checkpoint every", 0, 100_000),
     _range("keep_checkpoints", "checkpoints kept", 1, 100),
     _prompts,
