@@ -28,8 +28,8 @@ from style_studio.models.families import family_spec
 from style_studio.models.families.flow import noisy_and_target
 from style_studio.models.loading import describe_source, load_pipeline
 from style_studio.models.synthetic import style_images
-from style_studio.models.toy import ensure_toy_model
-from style_studio.models.toy_flow import TOY_FLUX1_LABEL, ToyFlowRecipe, build_toy_flux1
+from style_studio.models.toy import ToyRecipe, ensure_toy_model
+from style_studio.models.toy_flow import TOY_FLUX1_LABEL, build_toy_flux1
 from style_studio.studio import Studio
 from style_studio.training.config import TrainConfig
 
@@ -136,7 +136,7 @@ def _grid(path: Path, top: list[Image.Image], bottom: list[Image.Image]) -> None
 
 def test_toy_flux1_build_lowers_its_loss_and_loads_as_flux1(tmp_path):
     """The pretraining path itself (the shipped asset is made by the same function)."""
-    recipe = ToyFlowRecipe(steps=12, pool_size=6, image_size=64, batch_size=2)
+    recipe = ToyRecipe(steps=12, pool_size=6, image_size=64, batch_size=2)
     folder = build_toy_flux1(tmp_path / "toy", seed=1, recipe=recipe)
     info = json.loads((folder / "STYLE_STUDIO_MODEL.json").read_text())
     assert info["kind"] == "toy" and info["family"] == "flux1"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,32 +26,18 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 
-from style_studio.base.family import TOY_FLUX1_ID, TOY_ID, TOY_MODELS, TOY_SIDE
+from style_studio.base.family import TOY_FLUX1_ID, TOY_ID, TOY_MODELS
 from style_studio.base.files import ensure_folder
 
 from .objective import denoising_target
 from .synthetic import pool_image
-from .toy_parts import pretrain_loop, save_toy, toy_pipeline
+from .toy_parts import ToyRecipe, pretrain_loop, save_toy, toy_pipeline
 
 TOY_LABEL = ("Built-in toy model — trained here on generated shapes, for trying the "
              "workflow; real styles need SD 1.5 or SDXL")
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 ASSET_DIR = ASSETS / TOY_ID
-
-
-@dataclass(frozen=True)
-class ToyRecipe:
-    """The measured recipe (STACK-NOTES): full weights, lr 1e-3 decaying, 32x32 latents."""
-
-    # 1600 steps of 8 from 192 pictures (cosine decay): 1200 at a constant rate left the
-    # zero-terminal-SNR model's samples grainy; 400 of 4 from 48 were noisy throughout.
-    steps: int = 1600
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    image_size: int = TOY_SIDE
-    pool_size: int = 192
-    texture_share: float = 0.5  # stripes and dots in random colours, beside the shapes
-    caption_dropout: float = 0.1  # empty prompts, so classifier-free guidance has an anchor
+SD_RECIPE = ToyRecipe()  # 1600 steps: the measured recipe (toy_parts.ToyRecipe)
 
 
 def toy_folder_name(seed: int, toy_id: str = TOY_ID) -> str:
@@ -84,7 +69,7 @@ def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator,
     return latents, embeds[:-1], embeds[-1]
 
 
-def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()) -> list[float]:
+def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = SD_RECIPE) -> list[float]:
     """Train the tiny UNet's full weights as a denoiser of the pool; returns losses.
 
     The target is the scheduler's (v-prediction on the zero-terminal-SNR schedule,
@@ -112,7 +97,7 @@ def pretrain(pipe: DiffusionPipeline, seed: int, recipe: ToyRecipe = ToyRecipe()
     return pretrain_loop(unet, recipe.steps, recipe.learning_rate, loss_of_step)
 
 
-def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = ToyRecipe()) -> Path:
+def build_toy_model(folder: Path, seed: int = 0, recipe: ToyRecipe = SD_RECIPE) -> Path:
     """Pretrain the tiny SD 1.x model and save it as a diffusers folder at `folder`."""
     with torch.random.fork_rng(devices=[]):
         pipe = toy_pipeline(seed)

@@ -20,7 +20,6 @@ use. Measured effects and what its pictures look like: docs/benchmarks.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,30 +27,18 @@ import torch
 import torch.nn.functional as F
 from diffusers import DiffusionPipeline, FluxTransformer2DModel
 
-from style_studio.base.family import TOY_SIDE
-
 from .families.flow import Flux1Flow, TextTensors, noisy_and_target, sample_sigmas
 from .families.flux1 import build_tiny_flux1
 from .families.parts import ready
 from .synthetic import pool_image
-from .toy_parts import COLOURS, mosaic_vae, pretrain_loop, save_toy
+from .toy_parts import COLOURS, ToyRecipe, mosaic_vae, pretrain_loop, save_toy
 
 TOY_FLUX1_LABEL = ("Built-in toy FLUX.1-shaped model — trained here on generated shapes, for "
                    "trying the workflow; real styles need FLUX.1, FLUX.2 [klein] or Z-Image")
 
 
-@dataclass(frozen=True)
-class ToyFlowRecipe:
-    """Full weights, lr 1e-3 with cosine decay, batch 8 from a pool of 192 pictures; 2000
-    steps, because 800 left every sample speckled (benchmarks.md)."""
-
-    steps: int = 2000
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    image_size: int = TOY_SIDE
-    pool_size: int = 192
-    texture_share: float = 0.5  # stripes and dots in random colours, beside the shapes
-    caption_dropout: float = 0.1  # empty captions, as for the toy SD model
+# 2000 steps, not the SD toy's 1600: at 800 every sample was speckled (benchmarks.md).
+FLOW_RECIPE = ToyRecipe(steps=2000)
 
 
 def toy_flux1_pipeline(seed: int = 0) -> DiffusionPipeline:
@@ -68,7 +55,7 @@ def toy_flux1_pipeline(seed: int = 0) -> DiffusionPipeline:
     return ready(pipe)
 
 
-def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator, recipe: ToyFlowRecipe,
+def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator, recipe: ToyRecipe,
                  adapter: Flux1Flow) -> tuple[torch.Tensor, list[TextTensors], TextTensors]:
     """Latents, per-caption text tensors and the empty caption's, of a random pool.
 
@@ -88,7 +75,7 @@ def _encode_pool(pipe: DiffusionPipeline, rng: np.random.Generator, recipe: ToyF
 
 
 def pretrain(pipe: DiffusionPipeline, seed: int,
-             recipe: ToyFlowRecipe = ToyFlowRecipe()) -> list[float]:
+             recipe: ToyRecipe = FLOW_RECIPE) -> list[float]:
     """Train the transformer's full weights on the pool with the trainer's flow objective
     (same adapter, σ density and shift); returns the losses."""
     adapter = Flux1Flow()
@@ -113,7 +100,7 @@ def pretrain(pipe: DiffusionPipeline, seed: int,
 
 
 def build_toy_flux1(folder: Path, seed: int = 0,
-                    recipe: ToyFlowRecipe = ToyFlowRecipe()) -> Path:
+                    recipe: ToyRecipe = FLOW_RECIPE) -> Path:
     """Pretrain the toy FLUX.1 and save it as a diffusers folder at `folder`."""
     with torch.random.fork_rng(devices=[]):
         pipe = toy_flux1_pipeline(seed)

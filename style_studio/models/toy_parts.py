@@ -29,6 +29,7 @@ where it is the identity to within 0.1%. `norm_num_groups` is 1 for that reason.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,22 @@ K = 100.0  # the constant channels that keep GroupNorm linear (fp16-safe: K^2 = 
 LIFT = 10.0  # SiLU(x) = x to within 0.1% for x in [9, 11]
 LOGVAR = -20.0  # the posterior's spread: std ~ 5e-5, i.e. none
 UNET_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class ToyRecipe:
+    """How a toy is pretrained (both toys; the FLUX.1 one takes 2000 steps): full weights,
+    lr 1e-3 decaying, 32x32 latents. Measured in STACK-NOTES and benchmarks.md."""
+
+    # 1600 steps of 8 from 192 pictures (cosine decay): 1200 at a constant rate left the
+    # zero-terminal-SNR model's samples grainy; 400 of 4 from 48 were noisy throughout.
+    steps: int = 1600
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    image_size: int = TOY_SIDE
+    pool_size: int = 192
+    texture_share: float = 0.5  # stripes and dots in random colours, beside the shapes
+    caption_dropout: float = 0.1  # empty prompts, so classifier-free guidance has an anchor
 
 
 def toy_pipeline(seed: int = 0) -> DiffusionPipeline:
