@@ -42,10 +42,6 @@ def download(page, elem_id: str, folder: Path) -> bytes:
 def test_run_page_shows_every_image_offers_every_file_and_marks_erasures(app_url, page,
                                                                         tmp_path):
     page.goto(str(app_url))
-    # Let the page announce its own style first: a click racing it can set off endless
-    # tab refreshes (an open bug, test_shell_browser's xfail), whose loading overlay then
-    # covers the Consent list below. This test is about the run page, not that race.
-    page.wait_for_timeout(3000)
     page.locator("#open-demo-style").click()
     expect(page.locator("#style-summary")).to_contain_text("Demo: mauve stripes",
                                                            timeout=30_000)

@@ -16,7 +16,7 @@ import gradio as gr
 from style_studio.studio import DEFAULT_TEMPLATE, Job, StudioError, describe_captioner
 
 from . import caption_views as views
-from .common import Tab, escape_md, guard, need_style, upload_file
+from .common import Tab, escape_md, guard, need_style, on_style_change, upload_file
 
 NO_STYLE = "Choose or create a style first (top of the page)."
 KEPT_UNSAVED = ("Your unsaved caption is still in the editor: Save or Approve it to keep "
@@ -389,7 +389,8 @@ class CaptionsTab(Tab):
         ctx = self.ctx
         refresh = [ctx.style, self.current]
         ctx.tab.select(self.reopen, [*refresh, self.text, self.loaded], self.all_outputs)
-        ctx.style.change(self.reopen, [*refresh, self.text, self.loaded], self.all_outputs)
+        on_style_change(ctx.style, self.reopen, [*refresh, self.text, self.loaded],
+                        self.all_outputs)
         self.current.input(self.choose, refresh, self.editor_outputs)
         self.prev_btn.click(lambda s, i: self.move(s, i, -1), refresh, self.list_outputs)
         self.next_btn.click(lambda s, i: self.move(s, i, 1), refresh, self.list_outputs)

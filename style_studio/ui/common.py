@@ -100,6 +100,21 @@ def guard(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def on_style_change(style: gr.Dropdown, fn: Callable[..., Any] | None, inputs: Any,
+                    outputs: Any, **kwargs: Any) -> Any:
+    """Listen to the style selector's change event, as every tab does.
+
+    Each listener runs once per change (`trigger_mode="multiple"`), never Gradio's default
+    for change events ("always_last"): when several always-last listeners share one event
+    and one is still running as the event fires again, Gradio 6 (checked at 6.31) re-fires
+    the *whole event* once the deferred listener finishes, which re-defers another, and
+    so on for ever — every tab refreshing about once a second for as long as the page is
+    open. The app setting the style just after the page's own first announcement was
+    enough. tests/test_ui_events.py keeps the rule for every event of the page.
+    """
+    return style.change(fn, inputs, outputs, trigger_mode="multiple", **kwargs)
+
+
 def escape_md(text: Any) -> str:
     """Escape text from files, models or the artist before it goes into Markdown."""
     out = str(text if text is not None else "")

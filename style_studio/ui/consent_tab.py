@@ -16,7 +16,7 @@ from style_studio.consent.records import CONSENT_FIELDS, EVIDENCE_TYPES, Consent
 from style_studio.studio import LICENCES, RELATIONSHIPS, STATUSES, StudioError
 
 from . import consent_views as views
-from .common import Tab, guard, need_style, upload_file
+from .common import Tab, guard, need_style, on_style_change, upload_file
 
 
 @dataclass
@@ -343,8 +343,8 @@ class ConsentTab(Tab):
     # -- wiring ------------------------------------------------------------------------
     def _wire(self) -> None:
         ctx, shown = self.ctx, self.view_outputs
-        for trigger in (ctx.tab.select, ctx.style.change):
-            trigger(self.refresh, [ctx.style, self.select], shown)
+        ctx.tab.select(self.refresh, [ctx.style, self.select], shown)
+        on_style_change(ctx.style, self.refresh, [ctx.style, self.select], shown)
         self.apply_btn.click(guard(self.apply), [ctx.style, self.select, *self.bulk.inputs],
                              [*shown, self.bulk.evidence_upload])
         own_outputs = [self.own_pending, self.own_row, *shown]

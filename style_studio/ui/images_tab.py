@@ -31,6 +31,7 @@ from .common import (
     guard,
     job_state_markdown,
     need_style,
+    on_style_change,
     upload_file,
 )
 
@@ -367,7 +368,7 @@ class ImagesTab(Tab):
         views = [*self.view_outputs, *self.pair_outputs]
         everything = [*views, *self.detail_outputs, self.report, self.timer]
         ctx.tab.select(guard(self.everything), refresh, everything)
-        ctx.style.change(guard(self.everything), refresh, everything)
+        on_style_change(ctx.style, guard(self.everything), refresh, everything)
         self.which.change(guard(self.gallery_view), refresh, self.view_outputs)
         self.upload.upload(guard(self.start), [ctx.style, self.upload],
                            [self.report, self.timer, self.upload])

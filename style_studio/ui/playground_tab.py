@@ -23,7 +23,7 @@ from style_studio.studio import (
 )
 
 from . import training_views
-from .common import Tab, find_block, guard, need_style
+from .common import Tab, find_block, guard, need_style, on_style_change
 
 NO_RUN = "__base__"
 RUN_PICK_ID = "train-run-pick"  # the Training tab's "Show run"
@@ -407,8 +407,8 @@ class PlaygroundTab(Tab):
         history_outputs = [self.history, self.history_paths]
         convention_outputs = [form.steps, form.guidance, form.negative, self.conventions,
                               self.drawn_for]
-        ctx.style.change(self.load_style, ctx.style,
-                         [*run_outputs, form.prompt, form.width, form.height,
+        on_style_change(ctx.style, self.load_style, ctx.style,
+                        [*run_outputs, form.prompt, form.width, form.height,
                           *history_outputs, self.seen_runs, *convention_outputs])
         ctx.tab.select(self.refresh, [ctx.style, form.run, self.seen_runs, self.drawn_for],
                        [*run_outputs, *history_outputs, self.seen_runs, *convention_outputs])

@@ -8,7 +8,7 @@ import gradio as gr
 
 from style_studio.studio import TRAINABLE_FAMILIES, Studio, TrainingMining
 
-from .common import UsesStudio, guard
+from .common import UsesStudio, guard, on_style_change
 from .studios import StudioSource
 
 # Only the families the trainer trains: a style of any other could never be trained.
@@ -250,12 +250,12 @@ class StylesPanel(UsesStudio):
     # -- wiring ------------------------------------------------------------------------
     def _wire(self) -> None:
         selector, filled = self.selector, [self.summary, *self.edit_fields, self.base_detail]
-        selector.change(None, selector, None, js=KEEP_STYLE_IN_URL)
+        on_style_change(selector, None, selector, None, js=KEEP_STYLE_IN_URL)
         # Only the artist's own pick becomes the default for new pages; a reload is no choice.
         selector.input(guard(self.remember), selector, None)
-        selector.change(self.fill, selector, filled)
-        selector.change(lambda: gr.update(visible=not self.studio.styles.list()), None,
-                        self.demo_offer)
+        on_style_change(selector, self.fill, selector, filled)
+        on_style_change(selector, lambda: gr.update(visible=not self.studio.styles.list()),
+                        None, self.demo_offer)
         self.demo_btn.click(guard(self.open_demo), None, [selector, self.demo_offer])
         self.edit_base.change(self.base_text, [self.edit_family, self.edit_base],
                               self.base_detail)

@@ -26,7 +26,7 @@ from style_studio.studio import (
 
 from . import run_views
 from . import training_views as views
-from .common import Tab, UIContext, guard, need_style
+from .common import Tab, UIContext, guard, need_style, on_style_change
 from .run_page import RunPage
 
 LABELS: dict[str, tuple[str, str]] = {
@@ -359,7 +359,8 @@ class TrainingTab(Tab):
     # -- wiring ------------------------------------------------------------------------
     def _wire(self) -> None:
         ctx, shown, picked = self.ctx, self.view_outputs, [self.ctx.style, self.run_pick]
-        ctx.style.change(guard(lambda s: self.load(s, None)), ctx.style, self.load_outputs)
+        on_style_change(ctx.style, guard(lambda s: self.load(s, None)), ctx.style,
+                        self.load_outputs)
         ctx.tab.select(guard(self.load), picked, self.load_outputs)
         self.preset.input(guard(self.apply_preset), [self.preset, ctx.style, self.base],
                           self.settings)
