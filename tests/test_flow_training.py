@@ -265,24 +265,31 @@ def test_a_text_encoder_lora_is_refused_before_anything_is_queued(trained):
     assert len(studio.training.runs(style.id)) == before
 
 
-def test_a_run_started_without_a_guidance_samples_at_the_base_models_own(studio, tmp_path):
-    """From the shell or the API a config has no sample guidance unless the artist sets
-    one: a FLUX.1 run samples at FLUX.1's distilled guidance (diffusers' own default for
-    FluxPipeline), not at SD's 7, which burns a FLUX.1 [dev] picture; a value set wins."""
+def test_a_run_started_without_sampling_settings_samples_as_the_base_model_does(studio,
+                                                                                 tmp_path):
+    """From the shell or the API a config has no sample steps or guidance unless the
+    artist sets them: a FLUX.1 run samples with FluxPipeline's own defaults (diffusers'
+    signature: 28 steps, distilled guidance 3.5), not SD's 20 steps at 7, which burns a
+    FLUX.1 [dev] picture; a value set wins."""
     import inspect
 
     from style_studio.training.config import TrainConfig, family_training
 
-    flux_default = inspect.signature(FluxPipeline.__call__).parameters["guidance_scale"].default
+    flux = inspect.signature(FluxPipeline.__call__).parameters
+    flux_steps = flux["num_inference_steps"].default
+    flux_guidance = flux["guidance_scale"].default
+    sd = family_training("sd15")
     quick = dict(max_steps=1, resolution=64, sample_every=0, checkpoint_every=0)
-    for family, guidance, want in (("flux1", None, flux_default),
-                                   ("sd15", None, family_training("sd15").sample_guidance),
-                                   ("flux1", 2.0, 2.0)):
+    for family, steps, guidance, want in (
+            ("flux1", None, None, (flux_steps, flux_guidance)),
+            ("sd15", None, None, (sd.sample_steps, sd.sample_guidance)),
+            ("flux1", 6, 2.0, (6, 2.0))):
         style, _ = make_trainable_style(studio, tmp_path, family=family,
                                         name=f"{family} {guidance}")
-        config = TrainConfig.preset("quick", sample_guidance=guidance, **quick)
+        config = TrainConfig.preset("quick", sample_steps=steps, sample_guidance=guidance,
+                                    **quick)
         job = studio.training.start(style.id, config)
         studio.jobs.wait(job.id, timeout=300)
         run = studio.training.get_run(job.params["run_id"])
-        assert run.config["sample_guidance"] == want, (family, guidance)
-    assert flux_default != family_training("sd15").sample_guidance
+        assert (run.config["sample_steps"], run.config["sample_guidance"]) == want, family
+    assert (flux_steps, flux_guidance) != (sd.sample_steps, sd.sample_guidance)

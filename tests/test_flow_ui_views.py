@@ -55,6 +55,13 @@ def test_the_training_form_turns_off_what_a_flow_family_cannot_use():
     config = config_from_form("quick", values, sample_guidance=3.5, text_encoder=False)
     assert (config.preset_name, config.sample_guidance, config.train_text_encoder) == (
         "quick", 3.5, False)
+    # A number field sends 28.0; the pipeline needs a whole number of steps. An emptied
+    # field means the base model's own (resolved when the run starts), not an error.
+    values[ADVANCED_FIELDS.index("sample_steps")] = 28.0
+    assert config_from_form("quick", values).sample_steps == 28
+    assert isinstance(config_from_form("quick", values).sample_steps, int)
+    values[ADVANCED_FIELDS.index("sample_steps")] = ""
+    assert config_from_form("quick", values).sample_steps is None
 
 
 def test_the_playground_says_what_guidance_means_and_hides_an_unread_negative():

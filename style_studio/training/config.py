@@ -72,9 +72,10 @@ class TrainConfig:
     sample_every: int = 250  # 0 = samples only at the end
     sample_prompts: list[str] = field(default_factory=list)  # empty = trigger-word defaults
     sample_seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    sample_steps: int = 20
-    # None = the base model's own convention (7 for SD, 3.5 for FLUX.1 [dev]'s distilled
-    # guidance, 0 for [schnell], ...): `guidance_for`, resolved when a run starts.
+    # None = the base model's own convention (steps: 20 for SD here, 28 for FLUX.1 [dev],
+    # 4 for [schnell]; guidance: 7 for SD, 3.5 for [dev]'s distilled guidance, 0 for
+    # [schnell], ...): `steps_for` and `guidance_for`, resolved when a run starts.
+    sample_steps: int | None = None
     sample_guidance: float | None = None
     checkpoint_every: int = 250
     keep_checkpoints: int = 3
@@ -117,6 +118,13 @@ class TrainConfig:
         if self.epochs > 0:
             return self.epochs * self.steps_per_epoch(image_count)
         return self.max_steps
+
+    def steps_for(self, family: str, base_model: str | None = None) -> int:
+        """The samples' denoising steps: the artist's, else the base model's own (FLUX.1
+        [schnell] is distilled for 4, [dev] wants 28)."""
+        if self.sample_steps is not None:
+            return int(self.sample_steps)
+        return family_training(family, base_model).sample_steps
 
     def guidance_for(self, family: str, base_model: str | None = None) -> float:
         """The samples' guidance: the artist's, else the base model's own convention (a
@@ -220,7 +228,7 @@ _CHECKS = (
     _choice("mixed_precision", "mixed precision", list(PRECISIONS)),
     _range("max_grad_norm", "gradient clipping", 0, 1000),
     _range("sample_every", "sample every", 0, 100_000),
-    _range("sample_steps", "sample steps", 1, 150),
+    _range("sample_steps", "sample steps", 1, 150, optional=True),
     _range("sample_guidance", "sample guidance", 0, 30, optional=True),
     _range("checkpoint_every", "checkpoint every", 0, 100_000),
     _range("keep_checkpoints", "checkpoints kept", 1, 100),

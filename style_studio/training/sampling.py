@@ -47,6 +47,7 @@ class SampleWriter:
         self.folder = Path(run_dir) / "samples"
         self.config = config
         self.size = config.resolution_for(family)
+        self.steps = config.steps_for(family)
         self.guidance = config.guidance_for(family)
         self.device = device
         self.cancelled = cancelled
@@ -81,7 +82,7 @@ class SampleWriter:
             text = ({"prompt": prompt} if self.prompt_kwargs is None
                     else self.prompt_kwargs[index])
             try:
-                image = self.pipe(**text, num_inference_steps=self.config.sample_steps,
+                image = self.pipe(**text, num_inference_steps=self.steps,
                                   guidance_scale=self.guidance,
                                   generator=generator, height=self.size, width=self.size,
                                   callback_on_step_end=self._stop_if_cancelled).images[0]

@@ -294,9 +294,11 @@ class Training:
         if not config.sample_prompts:
             config = TrainConfig.from_dict({**config.to_dict(),
                                             "sample_prompts": config.prompts_for(style.trigger)})
-        if config.sample_guidance is None:  # the run records the base model's own
-            config = TrainConfig.from_dict({**config.to_dict(), "sample_guidance":
-                                            config.guidance_for(style.family, ref)})
+        # The run records the base model's own sampling where the config leaves it open.
+        config = TrainConfig.from_dict({**config.to_dict(),
+                                        "sample_steps": config.steps_for(style.family, ref),
+                                        "sample_guidance": config.guidance_for(style.family,
+                                                                               ref)})
         if not config.resolution and is_toy(ref):  # "native" is 256 px for the toy models
             config = TrainConfig.from_dict({**config.to_dict(),
                                             "resolution": native_side(style.family, ref)})

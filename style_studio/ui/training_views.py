@@ -78,8 +78,10 @@ def _differs_beyond_samples(base: TrainConfig, data: dict[str, Any]) -> bool:
 
 def _cast(kind: Any, value: Any) -> Any:
     kind = str(kind)
+    optional = kind.endswith(" | None")  # an empty field: the base model's own value
+    kind = kind.removesuffix(" | None")
     if value is None or value == "":
-        return value
+        return None if optional else value
     try:
         if kind == "int":
             return round(float(value))
