@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import huggingface_hub
 import pytest
 from hub_standin import LocalHub
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 from test_cli import _command, _env, cli
 from training_helpers import make_trainable_style, tiny_config
 
@@ -281,3 +282,32 @@ def test_cli_push_yes_uploads_through_the_real_client(trained, copy):
     assert sorted(hub.files[REPO]) == sorted(f["path"] for f in data["plan"]["files"])
     assert hub.repos[0]["visibility"] == "private"
     assert hub.tokens == {"Bearer hf_from_login"}
+
+
+def _github_anchor(heading: str) -> str:
+    """GitHub's heading anchors, which the Hub's Markdown follows: lower case, punctuation
+    other than '-' dropped, spaces to '-' (github-slugger)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_of_the_published_card_resolves_in_the_repo(trained):
+    """The card went up with `license_link: provenance.md` — a file kept private, so the
+    Hub's licence link led nowhere. Every relative link of the published card (licence,
+    widget pictures, Markdown links) must name a file that goes up, and an anchor one of
+    its headings."""
+    with Studio.open(trained["workspace"]) as studio:
+        run = studio.training.get_run(trained["runs"]["own"])
+        plan = studio.training.plan_push(run.id, REPO)
+    public = {f.path_in_repo for f in plan.files}
+    card = ModelCard((run.run_dir / "README.md").read_text(encoding="utf-8"))
+    front = card.data.to_dict()
+    links = [front.get("license_link"), *(w["output"]["url"] for w in front.get("widget", []))]
+    links += re.findall(r"\]\(([^)\s]+)\)", card.text)
+    relative = [link for link in links if link and not re.match(r"^[a-z]+://", link)]
+    assert front.get("license_link") in relative  # own work: licence "other", linked
+    anchors = {_github_anchor(h) for h in re.findall(r"^#+ (.+)$", card.text, re.M)}
+    for link in relative:
+        path, _, anchor = link.partition("#")
+        assert path in public, f"{link} is not published ({sorted(public)})"
+        if anchor:
+            assert path == "README.md" and anchor in anchors, link

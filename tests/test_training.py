@@ -129,10 +129,11 @@ def test_model_card_loads_with_hub_keys_and_a_widget_of_real_samples(trained, fa
     data = card.data.to_dict()
     assert data["base_model"] == f"tiny-{family}"
     assert data["base_model_relation"] == "adapter"
-    # own work only: no Hub licence id fits, so it is named and linked
-    assert data["license"] == "other"
-    assert (data["license_name"], data["license_link"]) == ("per-image-licences",
-                                                            "provenance.md")
+    # own work only: no Hub licence id fits, so it is named and linked to the card's own
+    # section on the images' licences (provenance.md is never published: test_push)
+    assert data["license"] == "other" and data["license_name"] == "per-image-licences"
+    assert data["license_link"] == "README.md#training-data-and-consent"
+    assert "\n## Training data and consent\n" in card.text
     assert {"template:sd-lora", "lora", "text-to-image"} <= set(data["tags"])
     assert data["pipeline_tag"] == "text-to-image" and data["instance_prompt"] == "shapestyle"
     # the widget shows the last sampled step's pictures, which exist in the run folder

@@ -179,6 +179,15 @@ def lora_metadata(manifest: dict[str, Any], manifest_sha256: str, fmt: str, *,
     return meta
 
 
+DATA_HEADING = "Training data and consent"  # where the card states the images' licences
+
+
+def slug_anchor(heading: str) -> str:
+    """The anchor the Hub (like GitHub) gives a Markdown heading."""
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -")
+    return kept.replace(" ", "-")
+
+
 def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: str,
                samples: list[tuple[str, str]] | None = None,
                outcome: dict[str, Any] | None = None) -> str:
@@ -199,9 +208,9 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
         "instance_prompt": style["trigger"] or None,
         "widget": [{"text": prompt, "output": {"url": url}} for prompt, url in samples or []],
     }
-    if licence == "other":
+    if licence == "other":  # the card's own section: provenance.md is never published
         front["license_name"] = "per-image-licences"
-        front["license_link"] = "provenance.md"
+        front["license_link"] = f"README.md#{slug_anchor(DATA_HEADING)}"
     if reference and not reference.commercial_use:  # the base's terms bind the LoRA too
         front["license"] = "other"
         front["license_name"] = slug(reference.licence)
@@ -224,7 +233,7 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
               "- `lora/pytorch_lora_weights.safetensors` — diffusers "
               "(`pipe.load_lora_weights(folder)`)",
               f"- `lora/{kohya_name}` — {tools}", "",
-              "## Training data and consent", "",
+              f"## {DATA_HEADING}", "",
               f"- Manifest sha256: `{manifest_sha256}` (manifest.json)",
               f"- Creators: {', '.join(manifest['creators']) or 'none recorded'}",
               f"- Licences: {licence_summary(manifest)}",
