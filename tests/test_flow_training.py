@@ -22,6 +22,7 @@ from style_studio.models.loading import load_pipeline
 from style_studio.models.tiny import TINY_IDS
 from style_studio.studio import Studio
 from style_studio.training.export import DIFFUSERS_NAME
+from style_studio.training.run_details import run_files
 from style_studio.training.trainer import Trainer
 
 FLOW = ("flux1", "flux2_klein", "zimage")
@@ -69,7 +70,7 @@ def test_a_flow_run_writes_both_files_samples_and_metadata(trained, family):
     _, runs = trained
     _, _, run, job = runs[family]
     lora = run.run_dir / "lora"
-    tool_file = next(lora.glob("*.kohya.safetensors"))  # ComfyUI's names for this family
+    [tool_file] = [p for p in lora.glob("*.safetensors") if p.name != DIFFUSERS_NAME]
     assert (lora / DIFFUSERS_NAME).is_file()
     assert run.status == "done" and run.step == STEPS
     assert sorted(p.name for p in (run.run_dir / "samples").glob("*.png")) == [
@@ -83,6 +84,14 @@ def test_a_flow_run_writes_both_files_samples_and_metadata(trained, family):
     expected = tool_state(family, diffusers, 4.0, 4, transformer_config)
     tool = load_file(tool_file)
     assert tool.keys() == expected.keys()
+    # Its name says whose names its keys follow: kohya's (lora_unet_*) or ComfyUI's own
+    # (diffusion_model.*, Z-Image), and so does its download button.
+    comfy_names = all(k.startswith("diffusion_model.") for k in tool)
+    assert comfy_names or all(k.startswith("lora_unet_") for k in tool)
+    names = "comfyui" if comfy_names else "kohya"
+    assert tool_file.name.endswith(f".{names}.safetensors"), tool_file.name
+    offered = {f.key: f.label for f in run_files(run.run_dir)}
+    assert ("ComfyUI's names" in offered["kohya"]) == comfy_names, offered
     for key, value in expected.items():
         torch.testing.assert_close(tool[key], value)
     for path in (lora / DIFFUSERS_NAME, tool_file):

@@ -36,7 +36,10 @@ from .export import DIFFUSERS_NAME
 if TYPE_CHECKING:
     from style_studio.consent.records import ImageConsent
 
-KOHYA_GLOB = "*.kohya.safetensors"
+# The tool file by the names its keys follow (a family's `tool_names`), and how to say it.
+# (file label, short name) per names.
+TOOL_FILES = {"kohya": ("LoRA (kohya: A1111, ComfyUI, Forge)", "kohya"),
+              "comfyui": ("LoRA (ComfyUI's names, for ComfyUI)", "ComfyUI")}
 LORA_KEYS = ("diffusers", "kohya")
 SIDECAR_SUFFIX = ".c2pa"  # credentials.sign's name for a LoRA's Content Credentials
 BROWSER_KIND = "run-files"
@@ -85,7 +88,7 @@ class RunImage:
 
 @dataclass
 class RunFile:
-    """A file of a run that the run page offers for download."""
+    """A file of a run that the run page offers for download, `label` its button's words."""
 
     key: str  # diffusers | kohya (| diffusers-c2pa | kohya-c2pa) | card | report | manifest
     label: str
@@ -126,10 +129,12 @@ def run_images(manifest: dict[str, Any], style_dir: Path, images: list[dict[str,
 def run_files(run_dir: Path) -> list[RunFile]:
     """The run's files that exist now: a LoRA only once the run has finished."""
     lora = run_dir / "lora"
-    kohya = sorted(lora.glob(KOHYA_GLOB)) if lora.is_dir() else []
+    tools = [(label, path) for names, (label, _) in TOOL_FILES.items()
+             for path in (sorted(lora.glob(f"*.{names}.safetensors")) if lora.is_dir() else [])]
+    tool_label, tool_file = tools[0] if tools else ("", None)
     candidates = [
         ("diffusers", "LoRA (diffusers)", lora / DIFFUSERS_NAME),
-        ("kohya", "LoRA (kohya: A1111, ComfyUI, Forge)", kohya[0] if kohya else None),
+        ("kohya", tool_label, tool_file),
         ("card", "Model card (README.md)", run_dir / "README.md"),
         ("report", "Provenance report", run_dir / "provenance.md"),
         ("manifest", "Manifest (JSON)", run_dir / "manifest.json"),
@@ -142,9 +147,16 @@ def run_files(run_dir: Path) -> list[RunFile]:
         signed.append(item)
         sidecar = lora_sidecar_of(item.path)
         if item.key in LORA_KEYS and sidecar.is_file():
-            signed.append(RunFile(f"{item.key}-c2pa", f"Content Credentials of the "
-                                  f"{item.label} ({sidecar.name})", sidecar))
+            whose = "diffusers" if item.key == "diffusers" else tool_short_name(item.path)
+            signed.append(RunFile(f"{item.key}-c2pa", f"Content Credentials of the {whose} "
+                                  "LoRA (.c2pa)", sidecar))
     return signed
+
+
+def tool_short_name(tool_file: Path) -> str:
+    """"kohya" or "ComfyUI": whose names the tool file's keys follow, from its name."""
+    names = Path(tool_file).name.removesuffix(".safetensors").rsplit(".", 1)[-1]
+    return TOOL_FILES.get(names, TOOL_FILES["kohya"])[1]
 
 
 def lora_sidecar_of(lora: Path) -> Path:

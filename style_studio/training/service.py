@@ -38,6 +38,7 @@ from style_studio.credentials.service import Credentials, remember_lora_hash
 from style_studio.credentials.sign import LoraFacts, sign_lora
 from style_studio.images.style_signature import StyleSignature
 from style_studio.models.devices import pick_device
+from style_studio.models.families import family_spec
 from style_studio.models.loading import describe_source, model_identity, reference_repo
 
 from . import publish
@@ -417,7 +418,7 @@ class Training:
                 models_dir=self.workspace.models_dir, config=config, items=plan.included,
                 trigger=style.trigger, cache_root=self.workspace.cache_dir(run.style_id),
                 identity=manifest["base_model"]["identity"],
-                kohya_name=f"{slug(style.name)}.kohya.safetensors",
+                kohya_name=family_spec(style.family).tool_file_name(slug(style.name)),
                 metadata=lambda fmt, step: lora_metadata(
                     manifest, sha, fmt, step=step, rank=config.rank, alpha=config.alpha,
                     energy=None if step else meter.read().plus(prior).to_dict()),
@@ -479,7 +480,8 @@ class Training:
                      outcome: dict[str, Any] | None) -> None:
         samples = self._final_samples(run_dir, manifest)
         atomic_write_text(run_dir / "README.md", model_card(
-            manifest, sha, kohya_name=f"{slug(style.name)}.kohya.safetensors",
+            manifest, sha,
+            kohya_name=family_spec(style.family).tool_file_name(slug(style.name)),
             samples=samples, outcome=outcome))
         atomic_write_text(run_dir / "provenance.md", provenance_report(manifest, sha, outcome))
 

@@ -157,8 +157,12 @@ def download_values(files: list[RunFile], bundle: Any,
         paths["zip"] = bundle
     if pack is not None:
         paths["pack"] = pack
-    return [{"value": str(paths[key]), "visible": True} if key in paths
-            else {"value": None, "visible": False} for key, _, _ in DOWNLOADS]
+    # The files' own words: the tool file says whose names its keys follow (kohya's or
+    # ComfyUI's own, by family).
+    labels = {f.key: f.label for f in files}
+    return [{"value": str(paths[key]), "visible": True, "label": labels.get(key) or label}
+            if key in paths else {"value": None, "visible": False}
+            for key, label, _ in DOWNLOADS]
 
 
 def files_note(run: Run | None, files: list[RunFile]) -> str:

@@ -100,7 +100,13 @@ class FamilySpec:
     sample_guidance: float = 7.0
     token_readers: tuple[TokenReader, ...] = (TokenReader("tokenizer", "CLIP", 77),)
     negative_prompt: NegativePrompt = "always"
+    # The tool file's name, `<style>.<tool_names>.safetensors`: what its keys are named after
+    # ("kohya": sd-scripts/musubi names; "comfyui": ComfyUI's own diffusion_model.* names).
+    tool_names: str = "kohya"
     guidance_note: str = "classifier-free guidance: how strongly the prompt steers"
+
+    def tool_file_name(self, stem: str) -> str:
+        return f"{stem}.{self.tool_names}.safetensors"
 
     def non_commercial(self) -> list[ReferenceModel]:
         return [ref for ref in self.references if not ref.commercial_use]

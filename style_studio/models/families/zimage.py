@@ -54,6 +54,6 @@ ZIMAGE = FamilySpec(
     build_tiny=build_tiny_zimage, trainable=True, flow=ZImageFlow(),
     sample_steps=8, sample_guidance=0.0,
     token_readers=(TokenReader("tokenizer", "Qwen3", 512, chat_thinking=True),),
-    negative_prompt="with_guidance",
+    negative_prompt="with_guidance", tool_names="comfyui",
     guidance_note="0 = off, as Z-Image Turbo draws (8 steps); above 0 it is "
                   "classifier-free guidance (about 4 for the base Z-Image, with 50 steps)")
