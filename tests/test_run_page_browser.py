@@ -68,6 +68,9 @@ def test_run_page_shows_every_image_offers_every_file_and_marks_erasures(app_url
     expect(table).to_contain_text("CC0 1.0")
     expect(page.locator("#run-thumbs")).to_contain_text("mauve-01.jpg · Style Studio project")
     expect(page.locator("#train-style")).to_be_visible()
+    # sampled at the end only: one point, which a line cannot draw; the chart says so
+    expect(page.locator("#train-style")).to_contain_text("Sampled once so far (step 4: "
+                                                         "distance 0.")
     run_dir = next(app_url.workspace.glob("styles/*/runs/*"))
     for elem_id, rel in DOWNLOADS.items():
         assert download(page, elem_id, tmp_path) == (run_dir / rel).read_bytes(), elem_id

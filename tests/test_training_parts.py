@@ -226,3 +226,17 @@ def test_training_form_round_trips_and_marks_custom_settings():
     values[4] = 0  # rank
     with pytest.raises(InvalidInput, match="rank must be between 1 and 256"):
         config_from_form("quick", values)
+
+
+def test_the_style_chart_says_so_while_it_holds_one_point():
+    """A line needs two points: a run sampled only at its end drew an empty-looking chart
+    with one axis tick, "4.000000". It spans the run and says what the one point is."""
+    from style_studio.ui.training_views import style_plot_update
+
+    assert style_plot_update([], 400)["value"] is None
+    one = style_plot_update([{"step": 4, "style_distance": 0.6942}], 4)
+    assert one["show_label"] and one["x_lim"] == [0, 4]
+    assert "Sampled once so far (step 4: distance 0.69)" in one["label"]
+    two = style_plot_update([{"step": 200, "style_distance": 0.7},
+                             {"step": 400, "style_distance": 0.5}], 400)
+    assert not two["show_label"] and list(two["value"]["step"]) == [200, 400]

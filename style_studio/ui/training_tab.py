@@ -145,7 +145,7 @@ class TrainingTab(Tab):
         self.style_plot = gr.LinePlot(
             x="step", y="style distance", title="Style distance of the samples to your "
             "images (lower is closer; a rise means the style is breaking: keep an earlier "
-            "checkpoint)", height=220, elem_id="train-style", y_lim=[0, 1])
+            "checkpoint)", height=220, elem_id="train-style", y_lim=[0, 1], show_label=False)
         self.energy = gr.Markdown(elem_id="train-energy")
         self.samples = gr.Gallery(label="Samples (fixed prompts and seeds)", columns=6,
                                   height=300, object_fit="contain", elem_id="train-samples",
@@ -212,7 +212,7 @@ class TrainingTab(Tab):
             # No frame until there is a point: a plot first drawn from an empty frame keeps
             # an empty colour legend and never draws its lines (a live first run).
             views.loss_frame(metrics) if metrics else None,
-            views.style_frame(scores) if scores else None,
+            gr.update(**views.style_plot_update(scores, run.total_steps)),
             views.served_samples(self.studio, run),
             views.energy_markdown(run),
             # A tick leaves the picker's value alone unless it showed another run: a tick

@@ -183,6 +183,23 @@ def style_frame(scores: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({"step": "int64", "style distance": "float64"})
 
 
+def style_plot_update(scores: list[dict[str, Any]], total_steps: int) -> dict[str, Any]:
+    """The style-distance chart over the whole run (0 to its last step, so one point does
+    not make an axis of "4.000000"), and a label saying so while it holds one point only:
+    a line needs two, and an empty-looking chart says nothing. (A LinePlot caption is cut
+    off by the plot's fixed height.)"""
+    frame = style_frame(scores) if scores else None
+    steps = sorted(set(frame["step"])) if frame is not None else []
+    caption = None
+    if len(steps) == 1:
+        distance = float(frame["style distance"].iloc[-1])
+        caption = (f"Sampled once so far (step {steps[0]}: distance {distance:.2f}); the "
+                   "line starts at the second sampled step.")
+    last = max([total_steps, *steps, 1])
+    return {"value": frame, "x_lim": [0, last], "label": caption or "Style distance",
+            "show_label": caption is not None}
+
+
 def served_samples(studio: Studio, run: Run) -> list[tuple[str, str]]:
     """Sample images copied into the app's cache (the workspace itself is never served)."""
     return [(str(studio.workspace.browser_copy(sample.path, "training-samples", run.id)),
