@@ -60,12 +60,17 @@ def test_the_run_lora_verifies_alone_through_the_workspace_copy(studio, trained,
     dropped.write_bytes((run.run_dir / "lora" / dropped.name).read_bytes())
     result = studio.verification.verify(dropped)
     assert result.kind == "LoRA" and result.trusted and result.run["run_id"] == run.id
+    # ... and says where its credentials came from: not from what was dropped
+    said = " ".join(studio.verification.describe(result))
+    assert "came without its .c2pa" in said
+    assert "read from the workspace's copy (pytorch_lora_weights.c2pa)" in said
     # Dropped with its .c2pa (each upload in a folder of its own), they are paired.
     sidecar = tmp_path / "upload2" / "pytorch_lora_weights.c2pa"
     sidecar.parent.mkdir()
     sidecar.write_bytes((run.run_dir / "lora" / sidecar.name).read_bytes())
     paired = studio.verification.verify([dropped, sidecar])
     assert paired.trusted and paired.training_set is not None
+    assert "came without" not in " ".join(studio.verification.describe(paired))
     with pytest.raises(InvalidInput, match="one file at a time"):
         studio.verify([dropped, sidecar, tmp_path / "out.png"])
 

@@ -104,6 +104,8 @@ class Verification:
     run: dict[str, Any] = field(default_factory=dict)
     lora_sha256: str = ""
     lora_credentials: str = ""  # how the LoRA's own manifest checked out, in words
+    # Where the credentials were read when not from what was dropped (a LoRA alone).
+    credentials_from: str = ""
     training_set: TrainingSetSummary | None = None
     erased: dict[str, str] = field(default_factory=dict)
     revoked: dict[str, str] = field(default_factory=dict)
@@ -122,6 +124,8 @@ class Verification:
 
     def lines(self) -> list[str]:
         lines = [self.headline()]
+        if self.credentials_from:
+            lines.append(self.credentials_from)
         if not self.signer:
             return lines
         organisation = (f" ({self.organisation})" if self.organisation

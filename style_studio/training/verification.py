@@ -93,7 +93,13 @@ class Verifier:
             # A LoRA dropped alone arrives without its .c2pa: use the workspace's copy.
             known = facts.loras.get(sha256_file(lora))
             if known is not None:
-                return verify_file(known, facts)
+                result = verify_file(known, facts)
+                result.credentials_from = (
+                    f"{lora.name} came without its .c2pa; it is byte for byte a LoRA of "
+                    f"this workspace, so its credentials were read from the workspace's "
+                    f"copy ({lora_sidecar(Path(known)).name}). Anyone else needs the .c2pa "
+                    "beside the LoRA to check it.")
+                return result
             return verify_file(lora, facts)
         if lora is not None and sidecar is not None:
             pair = self.workspace.browser_dir("verify")
