@@ -179,13 +179,9 @@ def lora_metadata(manifest: dict[str, Any], manifest_sha256: str, fmt: str, *,
     return meta
 
 
-DATA_HEADING = "Training data and consent"  # where the card states the images' licences
-
-
-def slug_anchor(heading: str) -> str:
-    """The anchor the Hub (like GitHub) gives a Markdown heading."""
-    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -")
-    return kept.replace(" ", "-")
+# Where the card states the images' licences; its Hub anchor is its slug (words and dashes
+# only, so GitHub's rule gives the same: test_push checks the link against that rule).
+DATA_HEADING = "Training data and consent"
 
 
 def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: str,
@@ -210,7 +206,7 @@ def model_card(manifest: dict[str, Any], manifest_sha256: str, *, kohya_name: st
     }
     if licence == "other":  # the card's own section: provenance.md is never published
         front["license_name"] = "per-image-licences"
-        front["license_link"] = f"README.md#{slug_anchor(DATA_HEADING)}"
+        front["license_link"] = f"README.md#{slug(DATA_HEADING)}"
     if reference and not reference.commercial_use:  # the base's terms bind the LoRA too
         front["license"] = "other"
         front["license_name"] = slug(reference.licence)

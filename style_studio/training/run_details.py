@@ -129,12 +129,12 @@ def run_images(manifest: dict[str, Any], style_dir: Path, images: list[dict[str,
 def run_files(run_dir: Path) -> list[RunFile]:
     """The run's files that exist now: a LoRA only once the run has finished."""
     lora = run_dir / "lora"
-    tools = [(label, path) for names, (label, _) in TOOL_FILES.items()
-             for path in (sorted(lora.glob(f"*.{names}.safetensors")) if lora.is_dir() else [])]
-    tool_label, tool_file = tools[0] if tools else ("", None)
+    tools = [p for names in TOOL_FILES for p in sorted(lora.glob(f"*.{names}.safetensors"))
+             ] if lora.is_dir() else []
     candidates = [
         ("diffusers", "LoRA (diffusers)", lora / DIFFUSERS_NAME),
-        ("kohya", tool_label, tool_file),
+        ("kohya", TOOL_FILES[_tool_names(tools[0])][0] if tools else "",
+         tools[0] if tools else None),
         ("card", "Model card (README.md)", run_dir / "README.md"),
         ("report", "Provenance report", run_dir / "provenance.md"),
         ("manifest", "Manifest (JSON)", run_dir / "manifest.json"),
@@ -147,16 +147,16 @@ def run_files(run_dir: Path) -> list[RunFile]:
         signed.append(item)
         sidecar = lora_sidecar_of(item.path)
         if item.key in LORA_KEYS and sidecar.is_file():
-            whose = "diffusers" if item.key == "diffusers" else tool_short_name(item.path)
+            whose = ("diffusers" if item.key == "diffusers"
+                     else TOOL_FILES[_tool_names(item.path)][1])
             signed.append(RunFile(f"{item.key}-c2pa", f"Content Credentials of the {whose} "
                                   "LoRA (.c2pa)", sidecar))
     return signed
 
 
-def tool_short_name(tool_file: Path) -> str:
-    """"kohya" or "ComfyUI": whose names the tool file's keys follow, from its name."""
-    names = Path(tool_file).name.removesuffix(".safetensors").rsplit(".", 1)[-1]
-    return TOOL_FILES.get(names, TOOL_FILES["kohya"])[1]
+def _tool_names(tool_file: Path) -> str:
+    """Whose names a tool file's keys follow, from its name (`x.comfyui.safetensors`)."""
+    return Path(tool_file).suffixes[-2].lstrip(".")
 
 
 def lora_sidecar_of(lora: Path) -> Path:

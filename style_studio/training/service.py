@@ -418,7 +418,7 @@ class Training:
                 models_dir=self.workspace.models_dir, config=config, items=plan.included,
                 trigger=style.trigger, cache_root=self.workspace.cache_dir(run.style_id),
                 identity=manifest["base_model"]["identity"],
-                kohya_name=family_spec(style.family).tool_file_name(slug(style.name)),
+                kohya_name=tool_file_name(style),
                 metadata=lambda fmt, step: lora_metadata(
                     manifest, sha, fmt, step=step, rank=config.rank, alpha=config.alpha,
                     energy=None if step else meter.read().plus(prior).to_dict()),
@@ -480,8 +480,7 @@ class Training:
                      outcome: dict[str, Any] | None) -> None:
         samples = self._final_samples(run_dir, manifest)
         atomic_write_text(run_dir / "README.md", model_card(
-            manifest, sha,
-            kohya_name=family_spec(style.family).tool_file_name(slug(style.name)),
+            manifest, sha, kohya_name=tool_file_name(style),
             samples=samples, outcome=outcome))
         atomic_write_text(run_dir / "provenance.md", provenance_report(manifest, sha, outcome))
 
@@ -590,6 +589,12 @@ class Training:
             import torch
 
             torch.set_num_threads(threads)
+
+
+def tool_file_name(style: Any) -> str:
+    """The run's tool file, `<style slug>.<names>.safetensors`: the family says whose key
+    names it holds (kohya's, or ComfyUI's own for Z-Image)."""
+    return f"{slug(style.name)}.{family_spec(style.family).tool_names}.safetensors"
 
 
 def _same_images(manifest: dict[str, Any], plan: TrainingPlan, trigger: str) -> None:

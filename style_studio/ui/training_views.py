@@ -190,14 +190,14 @@ def style_plot_update(scores: list[dict[str, Any]], total_steps: int) -> dict[st
     off by the plot's fixed height.)"""
     frame = style_frame(scores) if scores else None
     steps = sorted(set(frame["step"])) if frame is not None else []
-    caption = None
+    note = None
     if len(steps) == 1:
         distance = float(frame["style distance"].iloc[-1])
-        caption = (f"Sampled once so far (step {steps[0]}: distance {distance:.2f}); the "
-                   "line starts at the second sampled step.")
+        note = (f"Sampled once so far (step {steps[0]}: distance {distance:.2f}); the line "
+                "starts at the second sampled step.")
     last = max([total_steps, *steps, 1])
-    return {"value": frame, "x_lim": [0, last], "label": caption or "Style distance",
-            "show_label": caption is not None}
+    return {"value": frame, "x_lim": [0, last], "label": note or "Style distance",
+            "show_label": note is not None}
 
 
 def served_samples(studio: Studio, run: Run) -> list[tuple[str, str]]:

@@ -105,9 +105,6 @@ class FamilySpec:
     tool_names: str = "kohya"
     guidance_note: str = "classifier-free guidance: how strongly the prompt steers"
 
-    def tool_file_name(self, stem: str) -> str:
-        return f"{stem}.{self.tool_names}.safetensors"
-
     def non_commercial(self) -> list[ReferenceModel]:
         return [ref for ref in self.references if not ref.commercial_use]
 
